@@ -1,0 +1,24 @@
+// embedding: out[t] = table[tokens[t]] as f32, for a table of any weight dtype.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/exec.h"
+#include "base/status.h"
+#include "tensor/tensor.h"
+
+namespace tide {
+
+struct EmbeddingParams {
+  const int32_t* tokens = nullptr;  // [n_tokens], each in [0, vocab)
+  Tensor table;                     // [vocab, dim]
+  float* out = nullptr;             // [n_tokens, dim]
+  int64_t n_tokens = 0;
+  [[nodiscard]] Status check() const;  // also validates every token id
+};
+
+void EmbeddingRef(const EmbeddingParams& p);
+void EmbeddingCpu(const EmbeddingParams& p, ThreadPool* pool);
+void Embedding(const ExecContext& ctx, const EmbeddingParams& p);
+
+}  // namespace tide

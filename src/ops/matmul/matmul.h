@@ -1,0 +1,34 @@
+// matmul: y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias[n]) — the Linear layer, with weights in
+// checkpoint layout ([out, in], row-major) and any weight dtype, accumulating in f32.
+//
+// m is the number of tokens in the step (1..a few for decode, thousands for prefill),
+// so the CPU kernel has two regimes: bandwidth-bound GEMV (stream each weight row once)
+// and compute-bound GEMM (reuse each converted weight panel across many rows of x).
+#pragma once
+
+#include <cstdint>
+
+#include "backend/exec.h"
+#include "base/status.h"
+#include "tensor/tensor.h"
+
+namespace tide {
+
+struct MatmulParams {
+  const float* x = nullptr;     // [m, k] f32, row stride k. Not owned.
+  Tensor w;                     // [n, k] in f32/f16/bf16/q8_0/q4_0 (k % 32 == 0 for q*). Not owned.
+  const float* bias = nullptr;  // [n] f32 or null. Not owned.
+  float* y = nullptr;           // [m, n] f32, row stride n; fully overwritten. Not owned.
+  int64_t m = 0, n = 0, k = 0;
+
+  // kInvalidArgument when pointers are null, shapes disagree with w.shape, or the
+  // dtype's block size does not divide k.
+  [[nodiscard]] Status check() const;
+};
+
+void MatmulRef(const MatmulParams& p);                    // obvious triple loop, f64 accumulation
+void MatmulCpu(const MatmulParams& p, ThreadPool* pool);  // AVX2/FMA, threaded
+// Dispatches on ctx.device. REQUIRES p.check().ok().
+void Matmul(const ExecContext& ctx, const MatmulParams& p);
+
+}  // namespace tide
