@@ -1,6 +1,8 @@
 // cache_write: stores the step's new K and V rows into the paged KV cache at their slots
 // (slot = block_id * block_size + offset in block; the slot mapping of the ForwardBatch).
-// A slot of -1 means "do not store" (padding tokens).
+// A slot of -1 means "do not store" (padding tokens). Slots other than -1 must be
+// distinct within one call: with several threads, which of two writes to the same slot
+// lands is unspecified (check() does not look for duplicates; it only bounds-checks).
 #pragma once
 
 #include <cstdint>
