@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -75,5 +76,19 @@ struct GgufWriteTensor {
 };
 Status WriteGguf(const std::string& path, const std::vector<std::pair<std::string, GgufValue>>& metadata,
                  const std::vector<GgufWriteTensor>& tensors);
+// The same bytes WriteGguf writes, in memory (tests, fuzz seeds). Each value is
+// written in the narrowest of u32/u64, i32/i64, f32/f64 that holds it exactly (an
+// array uses the widest its elements need; an empty array is written as u32[]), since
+// GgufValue does not remember the original width. A `general.alignment` entry, if
+// given, sets the data alignment instead of 32.
+// Errors: kInvalidArgument for an unsupported dtype (f32, f16, bf16, q8_0, q4_0 only),
+// a row length not a multiple of the block size, a duplicate name or key, an array
+// mixing kinds, or a bad general.alignment.
+Result<std::string> EncodeGguf(const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                               const std::vector<GgufWriteTensor>& tensors);
+
+// The ggml name of a GGUF tensor type id ("Q4_K"), or "unknown"; for messages about
+// unsupported_tensors().
+std::string_view GgmlTypeName(uint32_t type);
 
 }  // namespace tide

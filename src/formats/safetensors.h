@@ -50,5 +50,11 @@ struct SafetensorsWriteEntry {
 };
 Status WriteSafetensors(const std::string& path, const std::vector<SafetensorsWriteEntry>& entries,
                         const std::map<std::string, std::string>& metadata = {});
+// The same bytes WriteSafetensors writes, in memory (tests, fuzz seeds). The JSON header
+// is padded with spaces so that the data section starts 8-byte aligned in the file.
+// Errors: kInvalidArgument for an unsupported dtype, a duplicate/empty/"__metadata__"
+// name, a negative dim, missing data, or names/metadata that are not valid UTF-8.
+Result<std::string> EncodeSafetensors(const std::vector<SafetensorsWriteEntry>& entries,
+                                      const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace tide
