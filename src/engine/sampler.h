@@ -1,0 +1,47 @@
+// Sampler: logits -> token, with log-probabilities.
+//
+// Randomness is counter-based, keyed by (seed, output position): a request's samples
+// never depend on what else is in the batch or on how steps were split.
+// Filters apply in this order, as vLLM does: temperature, top-k, top-p, min-p.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+
+namespace tide {
+
+struct SamplingParams {
+  float temperature = 1.f;  // 0 = greedy (argmax; ties -> lowest id)
+  int top_k = 0;            // 0 = off
+  float top_p = 1.f;        // 1 = off
+  float min_p = 0.f;        // 0 = off
+  uint64_t seed = 0;
+  int top_logprobs = 0;     // how many alternatives to report (0..20)
+
+  // kInvalidArgument naming the field: temperature < 0 or not finite, top_k < 0,
+  // top_p not in (0, 1], min_p not in [0, 1], top_logprobs not in [0, 20].
+  [[nodiscard]] Status Validate() const;
+};
+
+struct TokenLogprob {
+  int32_t id = 0;
+  float logprob = 0.f;
+};
+
+struct SampleResult {
+  int32_t token = 0;
+  float logprob = 0.f;             // of `token` under the model's raw distribution
+  std::vector<TokenLogprob> top;   // the top_logprobs most likely tokens, most likely first
+};
+
+// REQUIRES: params.Validate().ok(), vocab > 0. `position` is the index of the output
+// token being sampled (0 for the first generated token).
+SampleResult Sample(const float* logits, int64_t vocab, const SamplingParams& params, uint64_t position);
+
+// log_softmax of one row in f64 accumulation (used for logprobs and by tests).
+void LogSoftmax(const float* logits, int64_t n, std::vector<double>* out);
+
+}  // namespace tide
