@@ -25,7 +25,10 @@ struct RopeScaling {
   int64_t original_max_position_embeddings = 8192;  // llama3
 };
 
-// inv_freq[i] = 1 / theta^(2i / rotary_dim), then scaled. Computed in f64.
+// inv_freq[i] = 1 / theta^(2i / rotary_dim), then scaled. Computed step by step in f32
+// as Hugging Face does (each step correctly rounded), so values match HF's inv_freq.
+// REQUIRES: rotary_dim even and > 0; factor > 0; for llama3 also
+// high_freq_factor > low_freq_factor > 0 (the model config loader validates these).
 std::vector<float> RopeInvFreq(double theta, int rotary_dim, const RopeScaling& scaling);
 
 struct RopeParams {
