@@ -17,6 +17,9 @@
 
 namespace tide {
 
+// The largest head_dim check() accepts (CPU kernels keep a query's accumulator on the stack).
+inline constexpr int kAttentionMaxHeadDim = 512;
+
 struct AttentionParams {
   const float* q = nullptr;            // [n_tokens, n_heads, head_dim]
   const float* k_cache = nullptr;      // [num_blocks, block_size, n_kv_heads, head_dim]
