@@ -45,11 +45,13 @@ Result<std::unique_ptr<BpeModel>> BpeModel::Create(const BpeOptions& options,
     const auto& [a, b] = merges[rank];
     auto ia = m->token_to_id_.find(a), ib = m->token_to_id_.find(b);
     if (ia == m->token_to_id_.end() || ib == m->token_to_id_.end()) {
+      if (options.skip_invalid_merges) continue;
       return InvalidArgument("merge " + std::to_string(rank) + " ('" + a + "' '" + b + "') uses a token not in the vocab");
     }
     std::string merged = a + (plen && b.compare(0, plen, options.continuing_subword_prefix) == 0 ? b.substr(plen) : b);
     auto im = m->token_to_id_.find(merged);
     if (im == m->token_to_id_.end()) {
+      if (options.skip_invalid_merges) continue;
       return InvalidArgument("merge " + std::to_string(rank) + " result '" + merged + "' is not in the vocab");
     }
     // The first (best-ranked) occurrence of a pair wins, like HF's HashMap build.

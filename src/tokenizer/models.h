@@ -34,6 +34,9 @@ struct BpeOptions {
   bool fuse_unk = false;
   bool byte_fallback = false;  // unknown characters -> "<0xNN>" tokens
   bool ignore_merges = false;  // a pre-token that is in the vocab is taken whole
+  // Drop merges naming tokens outside the vocab instead of failing (GGUF files carry
+  // such merges; llama.cpp ignores them).
+  bool skip_invalid_merges = false;
 };
 
 class BpeModel final : public Model {
