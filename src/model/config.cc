@@ -194,13 +194,18 @@ Result<ModelConfig> ParseHfConfigJson(const json& j, const std::string& path) {
   RETURN_IF_ERROR(f.Int("sliding_window", &window, false));
   if (use_window && window > 0 && window < c.max_position_embeddings) c.max_position_embeddings = window;
 
+  // transformers 5 writes num_local_experts for every MoE family; hub configs of the
+  // Qwen MoE models say num_experts. Accept either everywhere.
+  RETURN_IF_ERROR(f.Int("num_local_experts", &c.num_experts, false));
+  RETURN_IF_ERROR(f.Int("num_experts", &c.num_experts, false));
+  const bool has_experts = c.num_experts > 0;
   if (c.arch == ModelArch::kMixtral) {
-    RETURN_IF_ERROR(f.Int("num_local_experts", &c.num_experts, true));
+    if (!has_experts) return InvalidArgument(path + ": missing field 'num_local_experts'");
     RETURN_IF_ERROR(f.Int("num_experts_per_tok", &c.num_experts_per_tok, true));
     c.moe_intermediate_size = c.intermediate_size;
     c.norm_topk_prob = true;  // Mixtral always renormalises its top-k weights
   } else if (c.arch == ModelArch::kQwen2Moe || c.arch == ModelArch::kQwen3Moe) {
-    RETURN_IF_ERROR(f.Int("num_experts", &c.num_experts, true));
+    if (!has_experts) return InvalidArgument(path + ": missing field 'num_experts'");
     RETURN_IF_ERROR(f.Int("num_experts_per_tok", &c.num_experts_per_tok, true));
     RETURN_IF_ERROR(f.Int("moe_intermediate_size", &c.moe_intermediate_size, true));
     RETURN_IF_ERROR(f.Bool("norm_topk_prob", &c.norm_topk_prob));
