@@ -26,7 +26,8 @@ struct RopeScaling {
 };
 
 // inv_freq[i] = 1 / theta^(2i / rotary_dim), then scaled. Computed step by step in f32
-// as Hugging Face does (each step correctly rounded), so values match HF's inv_freq.
+// as Hugging Face does (each step correctly rounded), so values match HF's inv_freq
+// to the last ulp (torch's powf is not always correctly rounded).
 // REQUIRES: rotary_dim even and > 0; factor > 0; for llama3 also
 // high_freq_factor > low_freq_factor > 0 (the model config loader validates these).
 std::vector<float> RopeInvFreq(double theta, int rotary_dim, const RopeScaling& scaling);

@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <iterator>
 #include <limits>
 #include <vector>
 
 #include "backend/cpu/thread_pool.h"
 #include "base/rng.h"
+#include "ops/rope/rope_hf_golden.h"
 
 namespace tide {
 namespace {
@@ -134,6 +137,72 @@ TEST(RopeTest, InvFreqLlama3Bands) {
   EXPECT_GT(kept, 0);
   EXPECT_GT(divided, 0);
   EXPECT_GT(blended, 0);
+}
+
+float FromBits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// inv_freq against Hugging Face's: the same f32 steps, so equal up to torch's powf, which
+// is not always correctly rounded (ours is): at most 1 ulp apart, and rarely (1 of the
+// 152 values here, at a near-halfway case of 1e4^(40/96)).
+TEST(RopeTest, InvFreqMatchesHuggingFace) {
+  struct Golden {
+    const uint32_t* bits;
+    size_t n;
+    double theta;
+    int rotary_dim;
+    RopeScaling scaling;
+  };
+  RopeScaling linear;
+  linear.type = RopeScaling::Type::kLinear;
+  linear.factor = 4.0;
+  const Golden goldens[] = {
+      {rope_golden::kHfInvLlama3, std::size(rope_golden::kHfInvLlama3), 500000.0, 128, Llama31Scaling()},
+      {rope_golden::kHfInvDefault96, std::size(rope_golden::kHfInvDefault96), 10000.0, 96, RopeScaling{}},
+      {rope_golden::kHfInvLinear80, std::size(rope_golden::kHfInvLinear80), 1000000.0, 80, linear},
+  };
+  int mismatches = 0;
+  for (const Golden& g : goldens) {
+    const std::vector<float> inv = RopeInvFreq(g.theta, g.rotary_dim, g.scaling);
+    ASSERT_EQ(inv.size(), g.n);
+    for (size_t i = 0; i < g.n; ++i) {
+      const float want = FromBits(g.bits[i]);
+      if (inv[i] != want) ++mismatches;
+      EXPECT_LE(std::fabs(inv[i] - want), std::nextafter(want, 1.f) - want) << "rotary_dim " << g.rotary_dim << " i=" << i;
+    }
+  }
+  EXPECT_LE(mismatches, 2);
+}
+
+// The kernel's cos/sin at long positions against HF's: rotating the unit pair (1, 0)
+// yields exactly (cos, sin). Both take cos/sin of the same f32 angle; glibc's cosf/sinf
+// and torch's vectorised ones may round differently in the last place: 1 ulp allowed.
+TEST(RopeTest, CosSinMatchHuggingFaceAtLongPositions) {
+  const std::vector<float> inv = RopeInvFreq(500000.0, 128, Llama31Scaling());
+  const int32_t positions[2] = {32767, 100000};
+  std::vector<float> q(2 * 128);
+  for (int t = 0; t < 2; ++t) {
+    for (int i = 0; i < 64; ++i) {
+      q[static_cast<size_t>(t * 128 + i)] = 1.f;
+      q[static_cast<size_t>(t * 128 + 64 + i)] = 0.f;
+    }
+  }
+  RopeParams p{.q = q.data(), .positions = positions, .inv_freq = inv.data(), .n_tokens = 2, .n_heads = 1,
+               .head_dim = 128, .rotary_dim = 128};
+  ASSERT_TRUE(p.check().ok());
+  RopeCpu(p, nullptr);
+  for (int t = 0; t < 2; ++t) {
+    for (int i = 0; i < 64; ++i) {
+      const float want_cos = FromBits(rope_golden::kHfCos[t * 64 + i]);
+      const float want_sin = FromBits(rope_golden::kHfSin[t * 64 + i]);
+      const float got_cos = q[static_cast<size_t>(t * 128 + i)], got_sin = q[static_cast<size_t>(t * 128 + 64 + i)];
+      EXPECT_LE(std::fabs(got_cos - want_cos), std::fabs(std::nextafter(want_cos, 2.f) - want_cos)) << t << " " << i;
+      EXPECT_LE(std::fabs(got_sin - want_sin), std::fabs(std::nextafter(want_sin, 2.f) - want_sin)) << t << " " << i;
+    }
+  }
 }
 
 TEST(RopeTest, CheckRejectsBadParams) {
