@@ -6,6 +6,13 @@
 #include "tokenizer/unicode.h"
 
 namespace tide {
+namespace {
+
+bool IsByteToken(const std::string& t) {
+  return t.size() == 6 && t[0] == '<' && t[1] == '0' && t[2] == 'x' && t[5] == '>';
+}
+
+}  // namespace
 
 IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tok, bool skip_special_tokens)
     : tok_(tok), skip_special_(skip_special_tokens) {}
@@ -22,6 +29,9 @@ std::string IncrementalDetokenizer::Push(int32_t id) {
   // never become the first token of a window.
   if (skip_special_ && tok_.IsSpecial(id)) return {};
   ids_.push_back(id);
+  // A run of byte-fallback pieces decodes as a unit (all U+FFFD if any byte is invalid),
+  // so nothing in it is final until the run ends.
+  if (IsByteToken(tok_.IdToToken(id))) return {};
   std::string prefix = DecodeRange(prefix_offset_, read_offset_);
   std::string full = DecodeRange(prefix_offset_, ids_.size());
   // A trailing U+FFFD may be an incomplete character that the next token completes.

@@ -95,12 +95,13 @@ using NativeFn = std::function<Result<Value>(Interpreter&, CallArgs&)>;
 struct Callable {
   std::string name;
   NativeFn native;  // set for builtins, bound methods and macros alike
+  bool has_namespace = false;  // a bound method whose object holds a namespace
 };
 
 // True for a namespace or a container holding one.
 inline bool HasNamespace(const Value& v) {
   return v.kind == Kind::kNamespace || (v.list && v.list->has_namespace) ||
-         (v.dict && v.dict->has_namespace);
+         (v.dict && v.dict->has_namespace) || (v.fn && v.fn->has_namespace);
 }
 
 // Deepest nesting of lists/dicts a value may have.
