@@ -514,6 +514,20 @@ TEST(GgufTest, WriterRefusesWhatItCannotWrite) {
   EXPECT_FALSE(WriteGguf("/nonexistent-dir/x.gguf", {}, {}).ok());
 }
 
+TEST(GgufTest, FuzzSeedsParse) {
+  // The committed seeds (made by formats_fuzz_seeds) must stay valid as the parser changes.
+  const std::filesystem::path dir = "tests/fuzz/gguf_fuzz";
+  if (!std::filesystem::is_directory(dir)) GTEST_SKIP() << dir << " not found (run from the repo root)";
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    auto file = GgufFile::Open(entry.path().string());
+    EXPECT_TRUE(file.ok()) << file.status().ToString();
+    EXPECT_LT(entry.file_size(), 4096u);
+    ++n;
+  }
+  EXPECT_GE(n, 3);
+}
+
 TEST(GgufTest, SharedStories260K) {
   const std::string path = "../shared/models/stories260K/stories260K.gguf";
   if (!FileExists(path)) GTEST_SKIP() << path << " not found (shared/ is not beside the repo)";
