@@ -31,9 +31,9 @@ constexpr uint64_t kDefaultAlignment = 32;
 constexpr uint64_t kMaxAlignment = uint64_t{1} << 30;
 constexpr int kMaxArrayDepth = 8;
 // Each GgufValue costs ~100 bytes in memory, so a file of 1-byte array elements would
-// blow up 100x; the cap bounds that at under 1 GB while leaving real tokenizer arrays
-// (a few hundred thousand entries each) far below it.
-constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 23;
+// blow up 100x; the cap bounds that near 400 MB while leaving real tokenizers (under a
+// million values across tokens, scores, types and merges) far below it.
+constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 22;
 // Smallest possible encodings, used to refuse counts the file cannot hold.
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;           // key length, type, 1-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 4 + 8;  // name length, n_dims, type, offset
@@ -208,10 +208,10 @@ struct Parser {
     }
     out->kind = GgufValue::Kind::kArray;
     out->array.resize(static_cast<size_t>(count));
-    for (uint64_t i = 0; i < count; ++i) {
-      RETURN_IF_ERROR(ReadValue(elem_type, depth + 1, what + "[" + std::to_string(i) + "]",
-                                &out->array[static_cast<size_t>(i)]));
-    }
+    // One context string for all elements: vocabularies hold 10^5 strings, and the
+    // byte position in any message already pinpoints the element.
+    const std::string element = what + "[]";
+    for (GgufValue& e : out->array) RETURN_IF_ERROR(ReadValue(elem_type, depth + 1, element, &e));
     return OkStatus();
   }
 };

@@ -35,9 +35,14 @@ class GgufFile {
  public:
   // Maps and validates the file; tensors of types tide does not read (e.g. Q4_K) are
   // kept in `unsupported_tensors()` so a loader can name them when they are needed.
+  // Errors name the file (and tensor or key): kNotFound if it cannot be opened,
+  // kDataLoss if it breaks any rule in docs/formats.md, kUnimplemented for GGUF v1,
+  // big-endian or unknown versions. Nothing stays mapped after an error.
   static Result<std::unique_ptr<GgufFile>> Open(const std::string& path);
 
-  // Validates a whole file image in memory (the fuzz entry point). `name` is for messages.
+  // Validates a whole file image in memory (the fuzz entry point). `name` is for
+  // messages and becomes path(). TensorInfo pointers point into `data`, which must
+  // outlive the result. Errors as Open.
   static Result<std::unique_ptr<GgufFile>> Parse(const uint8_t* data, size_t size, const std::string& name);
 
   [[nodiscard]] uint32_t version() const noexcept { return version_; }

@@ -25,7 +25,9 @@ class SafetensorsFile {
   static Result<std::unique_ptr<SafetensorsFile>> Open(const std::string& path);
 
   // Validates a whole file image already in memory (the fuzz entry point). `data` must
-  // outlive the result's use; `name` is used in error messages only.
+  // outlive the result's use; `name` is used in error messages only. Tensors come back
+  // in data-offset order; their data pointers are only as aligned as the writer padded
+  // the header (8 bytes for tide's writer and the usual Python one).
   static Result<std::vector<TensorInfo>> Parse(const uint8_t* data, size_t size, const std::string& name,
                                                std::map<std::string, std::string>* metadata = nullptr);
 
