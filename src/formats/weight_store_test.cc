@@ -78,6 +78,16 @@ TEST_F(ShardedFolder, FindsEveryTensorWithItsValues) {
   EXPECT_EQ((*store)->Find("layer.zzz"), nullptr);
 }
 
+TEST_F(ShardedFolder, SingleFileWinsOverAnIndex) {
+  WriteIndex("\"layer.zzz\": \"missing.safetensors\"");
+  const std::vector<float> w = RandomFloats(3, 8);
+  ASSERT_TRUE(WriteSafetensors(dir_ + "/model.safetensors", {{"w", DType::kF32, {3}, w.data()}}).ok());
+  auto store = WeightStore::OpenHfFolder(dir_);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ((*store)->tensors().size(), 1u);
+  EXPECT_NE((*store)->Find("w"), nullptr);
+}
+
 TEST_F(ShardedFolder, RejectsMissingShard) {
   WriteIndex(std::string(kGoodMap) + ", \"layer.d\": \"model-00003-of-00002.safetensors\"");
   ExpectError(WeightStore::OpenHfFolder(dir_).status(), StatusCode::kNotFound,
