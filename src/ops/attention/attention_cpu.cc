@@ -56,20 +56,33 @@ inline float HorizontalMax(__m256 v) {
   return _mm_cvtss_f32(_mm_max_ss(t, _mm_movehdup_ps(t)));
 }
 
-// q·k with a summation order fixed by n alone.
-inline float Dot(const float* a, const float* b, int n) {
+// q·k for four keys at once (the q loads are shared). Each key's sum has the same order
+// as Dot1 below — one 8-lane FMA chain over head_dim, a fixed horizontal sum, then the
+// scalar tail — so a score never depends on which keys it was grouped with.
+inline void Dot4(const float* q, const float* const* k, int n, float* out) {
   __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
   int d = 0;
-  for (; d + 32 <= n; d += 32) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 8), _mm256_loadu_ps(b + d + 8), s1);
-    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 16), _mm256_loadu_ps(b + d + 16), s2);
-    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 24), _mm256_loadu_ps(b + d + 24), s3);
+  for (; d + 8 <= n; d += 8) {
+    const __m256 vq = _mm256_loadu_ps(q + d);
+    s0 = _mm256_fmadd_ps(vq, _mm256_loadu_ps(k[0] + d), s0);
+    s1 = _mm256_fmadd_ps(vq, _mm256_loadu_ps(k[1] + d), s1);
+    s2 = _mm256_fmadd_ps(vq, _mm256_loadu_ps(k[2] + d), s2);
+    s3 = _mm256_fmadd_ps(vq, _mm256_loadu_ps(k[3] + d), s3);
   }
-  for (; d + 8 <= n; d += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), s0);
-  float sum = HorizontalSum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-  for (; d < n; ++d) sum += a[d] * b[d];
-  return sum;
+  float r[4] = {HorizontalSum(s0), HorizontalSum(s1), HorizontalSum(s2), HorizontalSum(s3)};
+  for (; d < n; ++d) {
+    for (int j = 0; j < 4; ++j) r[j] += q[d] * k[j][d];
+  }
+  for (int j = 0; j < 4; ++j) out[j] = r[j];
+}
+
+inline float Dot1(const float* q, const float* k, int n) {
+  __m256 s0 = _mm256_setzero_ps();
+  int d = 0;
+  for (; d + 8 <= n; d += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), s0);
+  float r = HorizontalSum(s0);
+  for (; d < n; ++d) r += q[d] * k[d];
+  return r;
 }
 
 // acc = acc * alpha (skipped when alpha == 1, the common case once the max settles).
@@ -81,13 +94,39 @@ inline void Scale(float* acc, float alpha, int n) {
   for (; d < n; ++d) acc[d] *= alpha;
 }
 
-inline void Axpy(float* acc, float w, const float* v, int n) {
-  const __m256 vw = _mm256_set1_ps(w);
-  int d = 0;
-  for (; d + 8 <= n; d += 8) {
-    _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(vw, _mm256_loadu_ps(v + d), _mm256_loadu_ps(acc + d)));
+// acc[d0, d0 + 8·NV) += sum over keys j of prob[j] * v_rows[j][...], keeping the NV
+// accumulator vectors in registers across the whole key tile. Per element this is the
+// same FMA sequence in key order as a plain loop, only without reloading acc.
+template <int NV>
+inline void AccumulateV(float* acc, const float* const* v_rows, const float* prob, int nk, int d0) {
+  __m256 a[NV];
+  for (int c = 0; c < NV; ++c) a[c] = _mm256_loadu_ps(acc + d0 + 8 * c);
+  for (int j = 0; j < nk; ++j) {
+    const __m256 w = _mm256_set1_ps(prob[j]);
+    const float* v = v_rows[j] + d0;
+    for (int c = 0; c < NV; ++c) a[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8 * c), a[c]);
   }
-  for (; d < n; ++d) acc[d] += w * v[d];
+  for (int c = 0; c < NV; ++c) _mm256_storeu_ps(acc + d0 + 8 * c, a[c]);
+}
+
+void AccumulateTile(float* acc, const float* const* v_rows, const float* prob, int nk, int hd) {
+  int d0 = 0;
+  for (; d0 + 64 <= hd; d0 += 64) AccumulateV<8>(acc, v_rows, prob, nk, d0);
+  switch ((hd - d0) / 8) {
+    case 7: AccumulateV<7>(acc, v_rows, prob, nk, d0); break;
+    case 6: AccumulateV<6>(acc, v_rows, prob, nk, d0); break;
+    case 5: AccumulateV<5>(acc, v_rows, prob, nk, d0); break;
+    case 4: AccumulateV<4>(acc, v_rows, prob, nk, d0); break;
+    case 3: AccumulateV<3>(acc, v_rows, prob, nk, d0); break;
+    case 2: AccumulateV<2>(acc, v_rows, prob, nk, d0); break;
+    case 1: AccumulateV<1>(acc, v_rows, prob, nk, d0); break;
+    default: break;
+  }
+  for (int d = hd / 8 * 8; d < hd; ++d) {
+    float a = acc[d];
+    for (int j = 0; j < nk; ++j) a += prob[j] * v_rows[j][d];
+    acc[d] = a;
+  }
 }
 
 struct Item {
@@ -126,7 +165,10 @@ void AttendHeads(const AttentionParams& p, const Item& item, int h0, int nh) {
     }
     for (int i = 0; i < nh; ++i) {
       float* s = prob[i];
-      for (int j = 0; j < nk; ++j) s[j] = Dot(q[i], k_rows[j], hd) * p.scale;
+      int j = 0;
+      for (; j + 4 <= nk; j += 4) Dot4(q[i], k_rows + j, hd, s + j);
+      for (; j < nk; ++j) s[j] = Dot1(q[i], k_rows[j], hd);
+      for (j = 0; j < nk; ++j) s[j] *= p.scale;
       // Padding lanes get -inf: they never win the max and their e^x is flushed to 0.
       for (int j = nk; j < kKeyTile; ++j) s[j] = -INFINITY;
       __m256 vmax = _mm256_loadu_ps(s);
@@ -144,9 +186,7 @@ void AttendHeads(const AttentionParams& p, const Item& item, int h0, int nh) {
       m[i] = m_new;
       Scale(acc[i], alpha, hd);
     }
-    for (int j = 0; j < nk; ++j) {
-      for (int i = 0; i < nh; ++i) Axpy(acc[i], prob[i][j], v_rows[j], hd);
-    }
+    for (int i = 0; i < nh; ++i) AccumulateTile(acc[i], v_rows, prob[i], nk, hd);
   }
 
   for (int i = 0; i < nh; ++i) {
