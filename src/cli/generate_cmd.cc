@@ -51,7 +51,13 @@ Status Run(const GenerateArgs& a) {
   ThreadPool::SetGlobalThreads(a.threads);
   ASSIGN_OR_RETURN(std::string path, ResolveModelPath(a.model));
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(path));
-  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, LoadTokenizerFor(path, *model));
+  // A folder without tokenizer files (e.g. from `tide synth`) still runs on token ids.
+  std::unique_ptr<Tokenizer> tok;
+  if (auto t = LoadTokenizerFor(path, *model); t.ok()) {
+    tok = std::move(*t);
+  } else if (a.prompt_ids.empty()) {
+    return t.status().WithContext("cannot tokenize --prompt (give --prompt-ids instead)");
+  }
 
   GenerateRequest req;
   if (!a.prompt_ids.empty()) {
@@ -61,7 +67,7 @@ Status Run(const GenerateArgs& a) {
   }
   req.max_tokens = a.max_tokens;
   req.ignore_eos = a.ignore_eos;
-  req.stop_token_ids = tok->eos_ids();
+  if (tok) req.stop_token_ids = tok->eos_ids();
   req.sampling.temperature = a.temperature;
   req.sampling.top_p = a.top_p;
   req.sampling.top_k = a.top_k;
@@ -71,22 +77,26 @@ Status Run(const GenerateArgs& a) {
 
   ExecContext ctx;
   ctx.pool = &ThreadPool::Global();
-  IncrementalDetokenizer detok(*tok, /*skip_special_tokens=*/true);
+  std::unique_ptr<IncrementalDetokenizer> detok;
+  if (tok) detok = std::make_unique<IncrementalDetokenizer>(*tok, /*skip_special_tokens=*/true);
   if (!a.json) {
     std::fputs(a.prompt_ids.empty() ? a.prompt.c_str() : "", stdout);
     std::fflush(stdout);
   }
   GenerateStats stats;
   auto on_token = [&](int, const SampleResult& s) {
-    if (a.json) return;
-    const std::string text = detok.Push(s.token);
+    if (a.json || !detok) return;
+    const std::string text = detok->Push(s.token);
     std::fputs(text.c_str(), stdout);
     std::fflush(stdout);
   };
   ASSIGN_OR_RETURN(std::vector<GenerateOutput> outs, Generate(*model, ctx, {req}, GeneratorOptions{}, on_token, &stats));
   const GenerateOutput& out = outs[0];
   if (a.json) {
-    ASSIGN_OR_RETURN(std::string text, tok->Decode(out.tokens, /*skip_special_tokens=*/true));
+    std::string text;
+    if (tok) {
+      ASSIGN_OR_RETURN(text, tok->Decode(out.tokens, /*skip_special_tokens=*/true));
+    }
     nlohmann::ordered_json j;
     j["prompt_ids"] = req.prompt;
     j["output_ids"] = out.tokens;
@@ -102,7 +112,11 @@ Status Run(const GenerateArgs& a) {
     // Invalid UTF-8 in model output must not abort the dump: replace it.
     std::puts(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
-    std::fputs(detok.Flush().c_str(), stdout);
+    if (detok) {
+      std::fputs(detok->Flush().c_str(), stdout);
+    } else {
+      for (int32_t t : out.tokens) std::printf(" %d", t);
+    }
     std::fputs("\n", stdout);
   }
   const double decode_tps = stats.decode_seconds > 0 ? static_cast<double>(stats.decode_steps) / stats.decode_seconds : 0;
