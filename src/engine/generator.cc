@@ -4,6 +4,7 @@
 #include <chrono>
 #include <string>
 
+#include "kv/block_pool.h"
 #include "kv/kv_cache.h"
 
 namespace tide {

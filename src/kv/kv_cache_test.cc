@@ -1,4 +1,5 @@
 #include "kv/kv_cache.h"
+#include "kv/block_pool.h"
 
 #include <gtest/gtest.h>
 
