@@ -434,15 +434,22 @@ Result<std::unique_ptr<GgufFile>> GgufFile::Parse(const uint8_t* data, size_t si
       return p.Fail(what + " has " + std::to_string(n_dims) + " dims (GGUF allows at most 4)");
     }
     uint64_t ne[kMaxDims];
-    uint64_t numel = 1;
+    // As for safetensors: the product of the non-zero dims fits in 63 bits, so that
+    // no partial product overflows whatever the order (ne[] is reversed below).
+    uint64_t nonzero_product = 1;
+    bool has_zero = false;
     for (uint32_t d = 0; d < n_dims; ++d) {
       RETURN_IF_ERROR(p.Read(&ne[d], "the shape of " + what));
       const uint64_t limit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-      if (ne[d] > limit || (ne[d] != 0 && numel > limit / ne[d])) {
+      if (ne[d] == 0) {
+        has_zero = true;
+      } else if (ne[d] > limit || nonzero_product > limit / ne[d]) {
         return p.Fail(what + " has more elements than fit in 63 bits");
+      } else {
+        nonzero_product *= ne[d];
       }
-      numel *= ne[d];
     }
+    const uint64_t numel = has_zero ? 0 : nonzero_product;
     // ne[0] varies fastest; TensorInfo shapes are row-major, so the order flips.
     t.shape.ndim = static_cast<int>(n_dims);
     for (uint32_t d = 0; d < n_dims; ++d) t.shape.dims[n_dims - 1 - d] = static_cast<int64_t>(ne[d]);

@@ -474,6 +474,15 @@ TEST(GgufTest, RejectsBadShapes) {
   b = SmallFile();
   PatchAt<uint64_t>(&b, at.ne, uint64_t{1} << 63);
   ExpectError(b, StatusCode::kDataLoss, "more elements than fit in 63 bits");
+  // Found by the fuzzer: ne = {0, 2^40, 2^40} has numel 0, but the row-major Shape
+  // [2^40, 2^40, 0] overflowed in Shape::numel(). Such shapes are refused.
+  auto empty = EncodeGguf({}, {{"t.z", DType::kF32, {1, 1, 0}, nullptr}});
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  ASSERT_TRUE(ParseBytes(*empty).ok());
+  const InfoAt z = FindInfo(*empty, "t.z", 3);
+  PatchAt<uint64_t>(&*empty, z.ne + 8, uint64_t{1} << 40);
+  PatchAt<uint64_t>(&*empty, z.ne + 16, uint64_t{1} << 40);
+  ExpectError(*empty, StatusCode::kDataLoss, "tensor 't.z' has more elements than fit in 63 bits");
 }
 
 TEST(GgufTest, RejectsQuantisedRowsNotAMultipleOfTheBlock) {

@@ -146,16 +146,23 @@ Status ParseEntry(const std::string& file, const std::string& key, const json& e
                          std::to_string(kMaxDims));
   }
   Shape shape;
-  uint64_t numel = 1;
+  // The product of the non-zero dims must fit in 63 bits: then every partial product,
+  // in any order (Shape::numel, kernels' strides), fits too, even when a 0 dim makes
+  // numel 0.
+  uint64_t nonzero_product = 1;
+  bool has_zero = false;
   for (const json& d : dims) {
     if (d.is_number_integer() && !d.is_number_unsigned()) return DataLoss(where + "shape has a negative dim");
     if (!d.is_number_unsigned()) return DataLoss(where + "shape holds a value that is not an integer");
     const uint64_t v = d.get<uint64_t>();
-    if (!CheckedMul(numel, v, &numel) || numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    has_zero |= v == 0;
+    if (v != 0 && (!CheckedMul(nonzero_product, v, &nonzero_product) ||
+                   nonzero_product > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
       return DataLoss(where + "shape " + dims.dump() + " has more elements than fit in 63 bits");
     }
     shape.dims[static_cast<size_t>(shape.ndim++)] = static_cast<int64_t>(v);
   }
+  const uint64_t numel = has_zero ? 0 : nonzero_product;
   uint64_t nbytes;
   const uint64_t elem_bytes = static_cast<uint64_t>(GetDTypeInfo(dtype->dtype).block_bytes);
   if (!CheckedMul(numel, elem_bytes, &nbytes)) {

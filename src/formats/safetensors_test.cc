@@ -247,6 +247,10 @@ TEST(SafetensorsTest, RejectsBadShapes) {
   ExpectError(EditHeader(good, "[2,2]", "[18446744073709551615,2]"), StatusCode::kDataLoss, "63 bits");
   ExpectError(EditHeader(good, "[2,2]", "[4611686018427387904]"), StatusCode::kDataLoss, "more than 2^64 bytes");
   ExpectError(EditHeader(good, "[2,2]", "[1,1,1,2,2]"), StatusCode::kUnimplemented, "at most 4");
+  // A zero dim makes numel 0, but the other dims must still not overflow any partial
+  // product (found by the fuzzer in the GGUF twin of this rule).
+  ExpectError(EditHeader(good, "[2,2]", "[0,9223372036854775808]"), StatusCode::kDataLoss, "63 bits");
+  ExpectError(EditHeader(good, "[2,2]", "[4294967296,4294967296,0]"), StatusCode::kDataLoss, "63 bits");
 }
 
 TEST(SafetensorsTest, RejectsSizeMismatchNamingFileTensorAndShape) {
