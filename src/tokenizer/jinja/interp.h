@@ -85,6 +85,8 @@ class Interpreter {
 void AddGlobals(Frame& globals, const RenderOptions& options);
 Result<Value> CallFilter(Interpreter& in, const std::string& name, Value v, CallArgs& args);
 Result<bool> CallTest(Interpreter& in, const std::string& name, const Value& v, CallArgs& args);
+bool IsKnownFilter(const std::string& name);
+bool IsKnownTest(const std::string& name);
 // A bound method of a str, list or dict value (e.g. "a".startswith); `*unsafe` is set
 // for the mutating methods the immutable sandbox refuses. Undefined if no such method.
 Value GetMethod(const Value& self, const std::string& name, bool* unsafe);

@@ -146,9 +146,7 @@ std::vector<std::string> Split(const std::string& s, const std::string* sep, int
       while (k < u.size() && IsPySpace(u[k])) ++k;
       if (k >= u.size()) break;
       if (maxsplit >= 0 && static_cast<int64_t>(parts.size()) >= maxsplit) {
-        size_t e = u.size();
-        while (e > k && IsPySpace(u[e - 1])) --e;
-        parts.push_back(EncodeUtf8(std::u32string_view(u).substr(k, e - k)));
+        parts.push_back(EncodeUtf8(std::u32string_view(u).substr(k)));  // keeps trailing space
         break;
       }
       size_t b = k;
@@ -163,9 +161,7 @@ std::vector<std::string> Split(const std::string& s, const std::string* sep, int
     while (k > 0 && IsPySpace(u[k - 1])) --k;
     if (k == 0) break;
     if (maxsplit >= 0 && static_cast<int64_t>(rev.size()) >= maxsplit) {
-      size_t b = 0;
-      while (b < k && IsPySpace(u[b])) ++b;
-      rev.push_back(EncodeUtf8(std::u32string_view(u).substr(b, k - b)));
+      rev.push_back(EncodeUtf8(std::u32string_view(u).substr(0, k)));  // keeps leading space
       break;
     }
     size_t e = k;

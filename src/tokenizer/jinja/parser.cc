@@ -5,6 +5,7 @@
 #include <set>
 
 #include "tokenizer/jinja/ast.h"
+#include "tokenizer/jinja/interp.h"
 #include "tokenizer/jinja/lexer.h"
 
 namespace tide::jinja {
@@ -24,6 +25,7 @@ class Parser {
     auto program = std::make_unique<Program>();
     std::string end;
     RETURN_IF_ERROR(ParseBody(program->body, {}, &end));
+    RETURN_IF_ERROR(CheckNames(program->body, /*conditional=*/false));
     return program;
   }
 
@@ -76,6 +78,43 @@ class Parser {
     e->kind = kind;
     e->line = line;
     return e;
+  }
+
+  // ---- name checks -------------------------------------------------------------
+
+  // jinja2 rejects an unknown filter or test when compiling, except inside an `if`
+  // statement or an inline if-expression, where the error waits until it runs.
+  static Status CheckExprNames(const Expr* e, bool conditional) {
+    if (!e) return OkStatus();
+    if (e->kind == ExprKind::kCond) conditional = true;
+    if (!conditional) {
+      if (e->kind == ExprKind::kFilter && !IsKnownFilter(e->name)) {
+        return InvalidArgument("chat template line " + std::to_string(e->line) + ": No filter named '" + e->name + "'.");
+      }
+      if (e->kind == ExprKind::kTest && !IsKnownTest(e->name)) {
+        return InvalidArgument("chat template line " + std::to_string(e->line) + ": No test named '" + e->name + "'.");
+      }
+    }
+    for (const auto& c : e->children) RETURN_IF_ERROR(CheckExprNames(c.get(), conditional));
+    return OkStatus();
+  }
+
+  static Status CheckNames(const Body& body, bool conditional) {
+    for (const auto& st : body) {
+      bool cond = conditional || st->kind == StmtKind::kIf;
+      // A {% filter %} / {% set x | f %} chain is checked even inside an `if`.
+      bool block_filter = st->kind == StmtKind::kFilterBlock || st->kind == StmtKind::kSetBlock;
+      RETURN_IF_ERROR(CheckExprNames(st->expr.get(), cond && !block_filter));
+      RETURN_IF_ERROR(CheckExprNames(st->cond.get(), cond));
+      for (const auto& d : st->defaults) RETURN_IF_ERROR(CheckExprNames(d.get(), cond));
+      for (const auto& [test, b] : st->branches) {
+        RETURN_IF_ERROR(CheckExprNames(test.get(), cond));
+        RETURN_IF_ERROR(CheckNames(b, cond));
+      }
+      RETURN_IF_ERROR(CheckNames(st->body, cond));
+      RETURN_IF_ERROR(CheckNames(st->else_body, cond));
+    }
+    return OkStatus();
   }
 
   // ---- statements ----------------------------------------------------------------
