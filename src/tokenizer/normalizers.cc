@@ -16,7 +16,42 @@ using nlohmann::json;
 class UnicodeNormalizer final : public Normalizer {
  public:
   explicit UnicodeNormalizer(int options) : options_(options) {}
+  // Only the spans around non-ASCII text can change: an ASCII character followed by
+  // another ASCII character is a stable boundary for every normalization form (ASCII
+  // has combining class 0 and composes with nothing that is ASCII). Prose and code are
+  // mostly ASCII, so this keeps utf8proc off the hot path.
   std::string Normalize(std::string_view s) const override {
+    std::string out;
+    out.reserve(s.size());
+    size_t i = 0;
+    while (i < s.size()) {
+      size_t j = i;
+      while (j < s.size() && static_cast<unsigned char>(s[j]) < 0x80) ++j;
+      if (j == s.size()) {
+        out.append(s.substr(i));
+        break;
+      }
+      // s[j] is non-ASCII: its run starts at the preceding character (a possible base).
+      size_t b = j > i ? j - 1 : j;
+      out.append(s.substr(i, b - i));
+      size_t e = j;
+      while (e < s.size()) {
+        if (static_cast<unsigned char>(s[e]) >= 0x80) {
+          ++e;
+        } else if (e + 1 < s.size() && static_cast<unsigned char>(s[e + 1]) >= 0x80) {
+          e += 2;  // one ASCII char between non-ASCII ones may be a base: keep the run
+        } else {
+          break;
+        }
+      }
+      out.append(Map(s.substr(b, e - b)));
+      i = e;
+    }
+    return out;
+  }
+
+ private:
+  std::string Map(std::string_view s) const {
     if (s.empty()) return {};
     utf8proc_uint8_t* out = nullptr;
     utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
@@ -28,7 +63,6 @@ class UnicodeNormalizer final : public Normalizer {
     return r;
   }
 
- private:
   int options_;
 };
 

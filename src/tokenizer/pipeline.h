@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -32,11 +33,32 @@ struct Piece {
   bool at_start = false;
 };
 
+// A non-owning callable reference (the callee must not keep it past the call).
+template <typename Sig>
+class FunctionRef;
+template <typename R, typename... Args>
+class FunctionRef<R(Args...)> {
+ public:
+  template <typename F>
+  FunctionRef(F&& f) : obj_(const_cast<void*>(static_cast<const void*>(&f))),  // NOLINT: implicit on purpose
+                       call_([](void* o, Args... a) -> R { return (*static_cast<std::remove_reference_t<F>*>(o))(a...); }) {}
+  R operator()(Args... a) const { return call_(obj_, a...); }
+
+ private:
+  void* obj_;
+  R (*call_)(void*, Args...);
+};
+
+using PieceSink = FunctionRef<void(std::string_view text, bool at_start)>;
+
 class PreTokenizer {
  public:
   virtual ~PreTokenizer() = default;
   // Splits (and may rewrite) every piece; pieces become empty only to be dropped.
   virtual void Apply(std::vector<Piece>* pieces) const = 0;
+  // The same split, one input piece at a time, handing each output piece to `sink`
+  // (the encode hot path: no vector of pieces is built). Default: via Apply.
+  virtual void Stream(std::string_view text, bool at_start, PieceSink sink) const;
 };
 
 class Model {

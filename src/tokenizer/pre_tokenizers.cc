@@ -1,5 +1,6 @@
 // Pre-tokenizers (tokenizer.json "pre_tokenizer"): split each normalized segment into
 // the words the model sees. Splitting follows HF's SplitDelimiterBehavior semantics.
+#include <algorithm>
 #include <functional>
 
 #include <nlohmann/json.hpp>
@@ -9,6 +10,13 @@
 #include "tokenizer/unicode.h"
 
 namespace tide::tok {
+
+void PreTokenizer::Stream(std::string_view text, bool at_start, PieceSink sink) const {
+  std::vector<Piece> pieces{Piece{std::string(text), at_start}};
+  Apply(&pieces);
+  for (const Piece& p : pieces) sink(p.text, p.at_start);
+}
+
 namespace {
 
 using nlohmann::json;
@@ -112,6 +120,19 @@ class RegexSplit final : public PreTokenizer {
     }
     *pieces = std::move(out);
   }
+  void Stream(std::string_view text, bool at_start, PieceSink sink) const override {
+    if (behavior_ != Behavior::kIsolated || invert_) {
+      PreTokenizer::Stream(text, at_start, sink);
+      return;
+    }
+    size_t last = 0;
+    re_->FindAll(text, [&](size_t b, size_t e) {
+      if (b > last) sink(text.substr(last, b - last), at_start && last == 0);
+      sink(text.substr(b, e - b), at_start && b == 0);
+      last = e;
+    });
+    if (last < text.size()) sink(text.substr(last), at_start && last == 0);
+  }
 
  private:
   std::unique_ptr<Regex> re_;
@@ -180,6 +201,32 @@ class ByteLevelPre final : public PreTokenizer {
     }
     *pieces = std::move(out);
   }
+  void Stream(std::string_view text, bool at_start, PieceSink sink) const override {
+    std::string prefixed;
+    if (add_prefix_space_ && !text.empty() && text[0] != ' ') {
+      prefixed = " ";
+      prefixed.append(text);
+      text = prefixed;
+    }
+    const auto& alpha = ByteLevelAlphabet::Get();
+    std::string buf;
+    auto emit = [&](size_t b, size_t e) {
+      buf.clear();
+      alpha.EncodeString(text.substr(b, e - b), &buf);
+      sink(buf, at_start && b == 0);
+    };
+    if (re_) {
+      size_t last = 0;
+      re_->FindAll(text, [&](size_t b, size_t e) {
+        if (b > last) emit(last, b);
+        emit(b, e);
+        last = e;
+      });
+      if (last < text.size()) emit(last, text.size());
+    } else if (!text.empty()) {
+      emit(0, text.size());
+    }
+  }
 
  private:
   bool add_prefix_space_;
@@ -236,8 +283,16 @@ class SequencePre final : public PreTokenizer {
   void Apply(std::vector<Piece>* pieces) const override {
     for (const auto& p : parts_) p->Apply(pieces);
   }
+  void Stream(std::string_view text, bool at_start, PieceSink sink) const override { StreamFrom(0, text, at_start, sink); }
 
  private:
+  void StreamFrom(size_t k, std::string_view text, bool at_start, PieceSink sink) const {
+    if (k == parts_.size()) {
+      sink(text, at_start);
+      return;
+    }
+    parts_[k]->Stream(text, at_start, [&](std::string_view t, bool a) { StreamFrom(k + 1, t, a, sink); });
+  }
   std::vector<std::unique_ptr<PreTokenizer>> parts_;
 };
 

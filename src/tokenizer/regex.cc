@@ -42,7 +42,7 @@ std::string Regex::Quote(std::string_view literal) {
 
 Regex::~Regex() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
 
-void Regex::FindAll(std::string_view text, const std::function<void(size_t, size_t)>& fn) const {
+void Regex::FindAll(std::string_view text, FunctionRef<void(size_t, size_t)> fn) const {
   auto* code = static_cast<pcre2_code*>(code_);
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());

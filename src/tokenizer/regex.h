@@ -3,12 +3,12 @@
 // be shared by threads; each FindAll call uses its own match data.
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "base/status.h"
+#include "tokenizer/pipeline.h"
 
 namespace tide::tok {
 
@@ -24,7 +24,7 @@ class Regex {
 
   // Calls fn(start, end) for each non-empty, non-overlapping match, left to right.
   // REQUIRES: text is valid UTF-8 (checked by the caller once per input).
-  void FindAll(std::string_view text, const std::function<void(size_t, size_t)>& fn) const;
+  void FindAll(std::string_view text, FunctionRef<void(size_t, size_t)> fn) const;
 
  private:
   Regex() = default;

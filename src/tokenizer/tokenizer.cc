@@ -68,7 +68,6 @@ Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_s
   }
   std::vector<tok::AddedVocab::Segment> segs, sub;
   m.added.Split(text, /*normalized_set=*/false, &segs);
-  std::vector<tok::Piece> pieces;
   for (const auto& seg : segs) {
     if (seg.id >= 0) {
       ids.push_back(seg.id);
@@ -83,10 +82,13 @@ Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_s
         ids.push_back(s.id);
         continue;
       }
-      pieces.clear();
-      pieces.push_back(tok::Piece{normalized.substr(s.b, s.e - s.b), seg.b == 0 && s.b == 0});
-      if (m.pre_tokenizer) m.pre_tokenizer->Apply(&pieces);
-      for (const tok::Piece& p : pieces) m.model->Tokenize(p.text, &ids);
+      std::string_view piece = std::string_view(normalized).substr(s.b, s.e - s.b);
+      if (m.pre_tokenizer) {
+        m.pre_tokenizer->Stream(piece, seg.b == 0 && s.b == 0,
+                                [&](std::string_view word, bool) { m.model->Tokenize(word, &ids); });
+      } else {
+        m.model->Tokenize(piece, &ids);
+      }
     }
   }
   if (add_special_tokens && m.post_processor) m.post_processor->Process(&ids);
