@@ -85,7 +85,7 @@ Status LoadTokenizerJson(const json& tj, TokenizerImpl* m) {
     for (const json& a : tj.at("added_tokens")) {
       tok::AddedToken t;
       t.id = a.at("id").get<int32_t>();
-      if (t.id < 0) return InvalidArgument("tokenizer.json: negative added token id");
+      if (t.id < 0 || t.id >= (1 << 26)) return InvalidArgument("tokenizer.json: added token id out of range");
       t.content = a.at("content").get<std::string>();
       t.special = a.value("special", false);
       t.lstrip = a.value("lstrip", false);

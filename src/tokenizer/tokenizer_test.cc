@@ -68,6 +68,8 @@ TEST(TokenizerTest, MalformedFilesAreErrors) {
       R"({"model": {"type": "BPE", "vocab": {}}, "normalizer": {"type": "Nope"}})",
       R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}}})",
       R"({"model": {"type": "BPE", "vocab": {}}, "added_tokens": [{"id": -3, "content": "x"}]})",
+      R"({"model": {"type": "BPE", "vocab": {}}, "added_tokens": [{"id": 2147483647, "content": "x"}]})",
+      R"({"model": {"type": "BPE", "vocab": {"a": 2147483000}}})",
   };
   for (const char* text : bad) {
     std::ofstream(dir + "/tokenizer.json", std::ios::trunc) << text;
