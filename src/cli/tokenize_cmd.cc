@@ -18,11 +18,16 @@
 #include "base/file.h"
 #include "formats/gguf.h"
 #include "tokenizer/tokenizer.h"
+#ifdef TIDE_HAS_JINJA
+#include "tokenizer/jinja/jinja.h"
+#endif
 
 namespace tide {
 namespace {
 
 using nlohmann::json;
+// Requests keep their key order: templates print tools with tojson as Python would.
+using ordered_json = nlohmann::ordered_json;
 
 constexpr const char* kUsage =
     "usage: tide tokenize --model PATH [--decode]\n"
@@ -42,10 +47,53 @@ Result<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& path) {
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-json Handle(const Tokenizer& tok, const std::string& line, bool decode) {
-  json in;
+// Parsed once, on the first messages request.
+struct ChatState {
+#ifdef TIDE_HAS_JINJA
+  std::unique_ptr<jinja::Template> tmpl;
+#endif
+  std::string error;
+  bool tried = false;
+};
+
+json RenderMessages(const Tokenizer& tok, const ordered_json& in, ChatState* chat) {
+#ifdef TIDE_HAS_JINJA
+  if (!chat->tried) {
+    chat->tried = true;
+    if (tok.chat_template().empty()) {
+      chat->error = "the model has no chat template";
+    } else {
+      auto t = jinja::Template::Parse(tok.chat_template());
+      if (t.ok()) {
+        chat->tmpl = std::move(t).value();
+      } else {
+        chat->error = "chat template: " + t.status().ToString();
+      }
+    }
+  }
+  if (!chat->tmpl) return {{"error", chat->error}};
+  if (!in.at("messages").is_array()) return {{"error", "\"messages\" must be an array"}};
+  ordered_json tools = in.contains("tools") ? in.at("tools") : ordered_json();
+  ordered_json kwargs = in.contains("chat_template_kwargs") ? in.at("chat_template_kwargs") : ordered_json();
+  if (!kwargs.is_null() && !kwargs.is_object()) return {{"error", "\"chat_template_kwargs\" must be an object"}};
+  ordered_json ctx = jinja::MakeChatContext(in.at("messages"), tools, in.value("add_generation_prompt", false),
+                                            tok.bos_token(), tok.eos_token(), kwargs);
+  auto text = chat->tmpl->Render(ctx);
+  if (!text.ok()) return {{"error", text.status().ToString()}};
+  // Rendered prompts already carry their special tokens: HF's apply_chat_template
+  // tokenizes them with add_special_tokens=False.
+  auto ids = tok.Encode(*text, in.value("add_special_tokens", false));
+  if (!ids.ok()) return {{"error", ids.status().ToString()}};
+  return {{"tokens", *ids}, {"prompt", *text}};
+#else
+  return {{"error", "chat templates not available in this build: use {\"prompt\": ...}"}};
+#endif
+}
+
+json Handle(const Tokenizer& tok, const std::string& line, bool decode, ChatState* chat) {
+  ordered_json in;
   try {
-    in = json::parse(line);
+    in = ordered_json::parse(line);
   } catch (const json::exception& e) {
     return {{"error", std::string("invalid JSON: ") + e.what()}};
   }
@@ -54,7 +102,7 @@ json Handle(const Tokenizer& tok, const std::string& line, bool decode) {
     if (decode) {
       if (!in.contains("tokens") || !in.at("tokens").is_array()) return {{"error", "missing \"tokens\" array"}};
       std::vector<int32_t> ids;
-      for (const json& x : in.at("tokens")) {
+      for (const ordered_json& x : in.at("tokens")) {
         if (!x.is_number_integer()) return {{"error", "\"tokens\" must hold integers"}};
         int64_t v = x.get<int64_t>();
         if (v < 0 || v > INT32_MAX) return {{"error", "token id " + std::to_string(v) + " is out of range"}};
@@ -64,10 +112,7 @@ json Handle(const Tokenizer& tok, const std::string& line, bool decode) {
       if (!text.ok()) return {{"error", text.status().ToString()}};
       return {{"text", *text}};
     }
-    if (in.contains("messages")) {
-      // The chat-template interpreter (tokenizer/jinja) is not part of this build yet.
-      return {{"error", "chat templates not available yet: use {\"prompt\": ...}"}};
-    }
+    if (in.contains("messages")) return RenderMessages(tok, in, chat);
     if (!in.contains("prompt") || !in.at("prompt").is_string()) {
       return {{"error", "expected {\"prompt\": string} or {\"messages\": [...]}"}};
     }
@@ -109,10 +154,11 @@ int RunTokenize(int argc, char** argv) {
     return 2;
   }
   std::ios::sync_with_stdio(false);
+  ChatState chat;
   std::string line;
   while (std::getline(std::cin, line)) {
     if (line.empty() || line == "\r") continue;
-    std::cout << Dump(Handle(**tok, line, decode)) << '\n';
+    std::cout << Dump(Handle(**tok, line, decode, &chat)) << '\n';
     std::cout.flush();
   }
   return 0;
