@@ -12,7 +12,8 @@
 #include "bench/machine_limits.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "engine/generator.h"
+#include "engine/model_runner.h"
+#include "engine/offline.h"
 #include "model/builtin.h"
 #include "model/synth.h"
 
@@ -106,27 +107,44 @@ Status Run(const BenchArgs& a) {
   ExecContext ctx;
   ctx.pool = &pool;
   for (int bsz : batches) {
-    std::vector<GenerateRequest> reqs(static_cast<size_t>(bsz));
+    std::vector<Request> reqs(static_cast<size_t>(bsz));
     Rng rng(static_cast<uint64_t>(bsz));
     for (auto& r : reqs) {
       for (int i = 0; i < a.prompt_len; ++i) r.prompt.push_back(static_cast<int32_t>(rng.NextU64() % static_cast<uint64_t>(c.vocab_size)));
-      r.max_tokens = a.decode_steps + 1;
-      r.ignore_eos = true;
+      r.sampling.max_tokens = a.decode_steps + 1;
+      r.sampling.ignore_eos = true;
       r.sampling.temperature = 0.f;
     }
-    GenerateStats st;
-    GeneratorOptions go;
-    ASSIGN_OR_RETURN(auto outs, Generate(*model, ctx, reqs, go, nullptr, &st));
+    // Every request at once through the engine: prefill in 512-token steps, then all
+    // decode together (prefix caching off: the prompts are random anyway).
+    EngineOptions eo;
+    eo.enable_prefix_caching = false;
+    eo.max_num_seqs = bsz;
+    eo.max_num_batched_tokens = std::max(512, bsz);
+    eo.max_model_len = a.prompt_len + a.decode_steps + 1;
+    eo.num_kv_blocks = int64_t{bsz} * ((eo.max_model_len + eo.block_size - 1) / eo.block_size);
+    std::unique_ptr<ModelRunner> runner = MakeModelRunner(*model, ctx);
+    ASSIGN_OR_RETURN(std::unique_ptr<EngineCore> core, EngineCore::Create(*runner, nullptr, eo));
+    std::vector<Request> engine_reqs;
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      Request r;
+      r.id = std::to_string(i);
+      r.prompt = reqs[i].prompt;
+      r.sampling = reqs[i].sampling;
+      engine_reqs.push_back(std::move(r));
+    }
+    ASSIGN_OR_RETURN(auto outs, RunToCompletion(*core, std::move(engine_reqs)));
     (void)outs;
+    const EngineStats st = core->stats();
     const double p = a.prompt_len;
     const double prefill_flops =
         bsz * (2.0 * per_token_params * p + 2.0 * c.num_heads * c.head_dim * c.num_layers * p * (p + 1) +
                2.0 * static_cast<double>(c.vocab_size * c.hidden_size));
-    const double prefill_tps = static_cast<double>(st.prompt_tokens) / st.prefill_seconds;
-    const double prefill_frac = prefill_flops / st.prefill_seconds / lim.fma_f32_flops_per_s;
+    const double prefill_tps = static_cast<double>(st.num_prompt_tokens_computed) / st.prefill_step_seconds;
+    const double prefill_frac = prefill_flops / st.prefill_step_seconds / lim.fma_f32_flops_per_s;
     const double avg_ctx = p + 1 + a.decode_steps / 2.0;
     const double step_bytes = static_cast<double>(weight_bytes) + bsz * avg_ctx * kv_per_token;
-    const double step_s = st.decode_seconds / static_cast<double>(st.decode_steps);
+    const double step_s = st.decode_step_seconds / static_cast<double>(std::max<int64_t>(st.num_decode_steps, 1));
     const double decode_tps = bsz / step_s;
     const double decode_frac = step_bytes / step_s / lim.mem_read_bytes_per_s;
     std::printf("%-6d %-7d | %12.1f %9.1f%% | %12.1f %9.1f%%\n", bsz, a.prompt_len, prefill_tps, 100 * prefill_frac,

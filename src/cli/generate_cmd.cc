@@ -1,4 +1,5 @@
-// tide generate: one prompt in, streamed text (or one JSON object) out.
+// tide generate: one prompt in, streamed text (or one JSON object) out, through the
+// Engine (one request; its stream drives the output).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -8,7 +9,8 @@
 #include "backend/cpu/thread_pool.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "engine/generator.h"
+#include "engine/engine.h"
+#include "engine/model_runner.h"
 
 namespace tide::cli {
 namespace {
@@ -26,6 +28,8 @@ struct GenerateArgs {
   int threads = 0;
   bool ignore_eos = false;
   bool json = false;
+  std::string kv_cache_memory;  // "" = exactly one request of prompt + max_tokens
+  int block_size = 16;
 };
 
 Result<std::vector<int32_t>> ParseIds(const std::string& s) {
@@ -59,51 +63,75 @@ Status Run(const GenerateArgs& a) {
     return t.status().WithContext("cannot tokenize --prompt (give --prompt-ids instead)");
   }
 
-  GenerateRequest req;
+  Request req;
+  req.id = "generate";
   if (!a.prompt_ids.empty()) {
     ASSIGN_OR_RETURN(req.prompt, ParseIds(a.prompt_ids));
   } else {
     ASSIGN_OR_RETURN(req.prompt, tok->Encode(a.prompt, /*add_special_tokens=*/true));
   }
-  req.max_tokens = a.max_tokens;
-  req.ignore_eos = a.ignore_eos;
-  if (tok) req.stop_token_ids = tok->eos_ids();
-  req.sampling.temperature = a.temperature;
-  req.sampling.top_p = a.top_p;
-  req.sampling.top_k = a.top_k;
-  req.sampling.min_p = a.min_p;
-  req.sampling.seed = a.seed;
-  req.sampling.top_logprobs = a.json ? 20 : 0;
+  SamplingParams& sp = req.sampling;
+  sp.max_tokens = a.max_tokens;
+  sp.ignore_eos = a.ignore_eos;
+  sp.temperature = a.temperature;
+  sp.top_p = a.top_p;
+  sp.top_k = a.top_k;
+  sp.min_p = a.min_p;
+  sp.seed = a.seed;
+  sp.logprobs = a.json;
+  sp.top_logprobs = a.json ? 20 : 0;
 
+  // One request: size the engine for it (the model's context bounds it; a request over
+  // that is refused by the engine with the context-length error).
+  EngineOptions eo;
+  eo.block_size = a.block_size;
+  const int64_t model_ctx = model->config().max_position_embeddings;
+  const int64_t need = static_cast<int64_t>(req.prompt.size()) + a.max_tokens;
+  eo.max_model_len = need <= model_ctx ? std::max<int64_t>(need, 2) : model_ctx;
+  eo.max_num_seqs = 1;
+  eo.max_num_batched_tokens = 512;
+  if (a.kv_cache_memory.empty()) {
+    eo.num_kv_blocks = (eo.max_model_len + a.block_size - 1) / std::max(a.block_size, 1);
+  } else {
+    ASSIGN_OR_RETURN(eo.kv_cache_bytes, ParseByteSize(a.kv_cache_memory));
+  }
   ExecContext ctx;
   ctx.pool = &ThreadPool::Global();
-  std::unique_ptr<IncrementalDetokenizer> detok;
-  if (tok) detok = std::make_unique<IncrementalDetokenizer>(*tok, /*skip_special_tokens=*/true);
+  std::unique_ptr<ModelRunner> runner = MakeModelRunner(*model, ctx);
+  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(*runner, tok.get(), eo));
+  ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> stream, engine->Submit(req));
+
   if (!a.json) {
     std::fputs(a.prompt_ids.empty() ? a.prompt.c_str() : "", stdout);
     std::fflush(stdout);
   }
-  GenerateStats stats;
-  auto on_token = [&](int, const SampleResult& s) {
-    if (a.json || !detok) return;
-    const std::string text = detok->Push(s.token);
-    std::fputs(text.c_str(), stdout);
-    std::fflush(stdout);
-  };
-  ASSIGN_OR_RETURN(std::vector<GenerateOutput> outs, Generate(*model, ctx, {req}, GeneratorOptions{}, on_token, &stats));
-  const GenerateOutput& out = outs[0];
-  if (a.json) {
-    std::string text;
-    if (tok) {
-      ASSIGN_OR_RETURN(text, tok->Decode(out.tokens, /*skip_special_tokens=*/true));
+  std::vector<int32_t> ids;
+  std::vector<SampleResult> samples;
+  std::string text;
+  RequestOutput last;
+  while (std::optional<RequestOutput> o = stream->Next()) {
+    ids.insert(ids.end(), o->token_ids.begin(), o->token_ids.end());
+    for (SampleResult& s : o->logprobs) samples.push_back(std::move(s));
+    text += o->text;
+    if (!a.json) {
+      if (tok) {
+        std::fputs(o->text.c_str(), stdout);
+      } else {
+        for (int32_t t : o->token_ids) std::printf(" %d", t);
+      }
+      std::fflush(stdout);
     }
+    if (o->finished()) last = std::move(*o);
+  }
+  RETURN_IF_ERROR(last.status);
+  if (a.json) {
     nlohmann::ordered_json j;
     j["prompt_ids"] = req.prompt;
-    j["output_ids"] = out.tokens;
+    j["output_ids"] = ids;
     j["text"] = text;
-    j["finish_reason"] = FinishReasonName(out.finish);
+    j["finish_reason"] = FinishReasonName(last.finish_reason);
     nlohmann::ordered_json tops = nlohmann::ordered_json::array();
-    for (const SampleResult& s : out.samples) {
+    for (const SampleResult& s : samples) {
       nlohmann::ordered_json row = nlohmann::ordered_json::array();
       for (const TokenLogprob& t : s.top) row.push_back({{"id", t.id}, {"logprob", t.logprob}});
       tops.push_back(std::move(row));
@@ -112,20 +140,20 @@ Status Run(const GenerateArgs& a) {
     // Invalid UTF-8 in model output must not abort the dump: replace it.
     std::puts(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
-    if (detok) {
-      std::fputs(detok->Flush().c_str(), stdout);
-    } else {
-      for (int32_t t : out.tokens) std::printf(" %d", t);
-    }
     std::fputs("\n", stdout);
   }
-  const double decode_tps = stats.decode_seconds > 0 ? static_cast<double>(stats.decode_steps) / stats.decode_seconds : 0;
+  // Prefill: scheduling to first token; decode: the remaining tokens after it.
+  const RequestTimes& t = last.times;
+  const double prefill_s = t.first_token - t.first_scheduled;
+  const double decode_s = t.finished - t.first_token;
+  const int64_t n = last.usage.completion_tokens;
   std::fprintf(stderr,
-               "[tide] prompt tokens: %lld, prefill: %.1f tok/s, generated tokens: %lld, decode: %.1f tok/s, "
-               "finish: %s\n",
-               static_cast<long long>(stats.prompt_tokens),
-               stats.prefill_seconds > 0 ? static_cast<double>(stats.prompt_tokens) / stats.prefill_seconds : 0.0,
-               static_cast<long long>(stats.generated_tokens), decode_tps, FinishReasonName(out.finish));
+               "[tide] KV cache: %s\n[tide] prompt tokens: %lld, prefill: %.1f tok/s, generated tokens: %lld, "
+               "decode: %.1f tok/s, finish: %s\n",
+               engine->KvSummary().c_str(), static_cast<long long>(last.usage.prompt_tokens),
+               prefill_s > 0 ? static_cast<double>(last.usage.prompt_tokens) / prefill_s : 0.0,
+               static_cast<long long>(n), decode_s > 0 && n > 1 ? static_cast<double>(n - 1) / decode_s : 0.0,
+               FinishReasonName(last.finish_reason));
   return OkStatus();
 }
 
@@ -145,6 +173,9 @@ void AddGenerateCommand(CLI::App& app) {
   sub->add_option("--seed", a->seed, "Sampling seed (output is a function of seed and position)")->capture_default_str();
   sub->add_option("--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
   sub->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-sequence tokens");
+  sub->add_option("--kv-cache-memory", a->kv_cache_memory,
+                  "KV cache budget (e.g. 512M, 4G); default: exactly one request of prompt + max tokens");
+  sub->add_option("--block-size", a->block_size, "Tokens per KV block")->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_flag("--json", a->json, "Print one JSON object (ids, text, finish_reason, top-20 logprobs per step)");
   sub->callback([a] {
     Status s = Run(*a);

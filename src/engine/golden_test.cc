@@ -15,7 +15,8 @@
 
 #include "backend/cpu/thread_pool.h"
 #include "base/file.h"
-#include "engine/generator.h"
+#include "engine/model_runner.h"
+#include "engine/offline.h"
 #include "engine/sampler.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -102,25 +103,37 @@ size_t StepsThatMustMatch(const json& margins) {
   return n;
 }
 
-std::vector<GenerateOutput> Greedy(Model& model, const std::vector<std::vector<int32_t>>& prompts, int steps) {
-  std::vector<GenerateRequest> reqs;
-  for (const auto& p : prompts) {
-    GenerateRequest r;
-    r.prompt = p;
-    r.max_tokens = steps;
+// Greedy decoding of every prompt together through the engine (continuous batching,
+// chunked prefill under a 512-token budget, prefix caching on).
+std::vector<Completion> Greedy(Model& model, const std::vector<std::vector<int32_t>>& prompts, int steps) {
+  std::unique_ptr<ModelRunner> runner = MakeModelRunner(model, Ctx());
+  EngineOptions o;
+  o.num_kv_blocks = 512;
+  o.max_num_batched_tokens = 512;
+  auto core = EngineCore::Create(*runner, nullptr, o);
+  EXPECT_TRUE(core.ok()) << core.status().ToString();
+  if (!core.ok()) return {};
+  std::vector<Request> reqs;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Request r;
+    r.id = std::to_string(i);
+    r.prompt = prompts[i];
+    r.sampling.max_tokens = steps;
     r.sampling.temperature = 0.f;
-    r.ignore_eos = true;
+    r.sampling.ignore_eos = true;
+    r.sampling.logprobs = true;
     reqs.push_back(r);
   }
-  auto out = Generate(model, Ctx(), reqs, GeneratorOptions{}, nullptr, nullptr);
+  auto out = RunToCompletion(**core, std::move(reqs));
   EXPECT_TRUE(out.ok()) << out.status().ToString();
-  return out.ok() ? *out : std::vector<GenerateOutput>();
+  EXPECT_EQ((*core)->block_pool().num_free(), 512) << "blocks leaked";
+  return out.ok() ? *out : std::vector<Completion>();
 }
 
-void ExpectGreedyMatches(const GenerateOutput& got, const json& want_ids, const json& margins, const std::string& what) {
-  const size_t n = std::min(StepsThatMustMatch(margins), got.tokens.size());
+void ExpectGreedyMatches(const Completion& got, const json& want_ids, const json& margins, const std::string& what) {
+  const size_t n = std::min(StepsThatMustMatch(margins), got.token_ids.size());
   for (size_t i = 0; i < n; ++i)
-    ASSERT_EQ(got.tokens[i], want_ids[i].get<int32_t>()) << what << ": greedy step " << i << " (margin "
+    ASSERT_EQ(got.token_ids[i], want_ids[i].get<int32_t>()) << what << ": greedy step " << i << " (margin "
                                                          << margins[i].get<double>() << ")";
 }
 
@@ -142,16 +155,17 @@ TEST_P(GoldenTest, MatchesTransformers) {
   }
   // All prompts decoded together must agree with the reference and with each alone
   // (the forward pass is batch-invariant, so exactly).
-  std::vector<GenerateOutput> together = Greedy(**model, prompts, steps);
+  std::vector<Completion> together = Greedy(**model, prompts, steps);
   ASSERT_EQ(together.size(), prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
     const json& p = ref["prompts"][i];
     ExpectGreedyMatches(together[i], p["greedy_ids"], p["greedy_margins"], GetParam() + " batched prompt " + std::to_string(i));
-    std::vector<GenerateOutput> alone = Greedy(**model, {prompts[i]}, steps);
+    std::vector<Completion> alone = Greedy(**model, {prompts[i]}, steps);
     ASSERT_EQ(alone.size(), 1u);
-    EXPECT_EQ(alone[0].tokens, together[i].tokens) << "batched and unbatched greedy differ for prompt " << i;
-    for (size_t s = 0; s < alone[0].samples.size(); ++s)
-      ASSERT_EQ(alone[0].samples[s].logprob, together[i].samples[s].logprob) << "logprob differs at step " << s;
+    EXPECT_EQ(alone[0].token_ids, together[i].token_ids) << "batched and unbatched greedy differ for prompt " << i;
+    ASSERT_EQ(alone[0].logprobs.size(), together[i].logprobs.size());
+    for (size_t s = 0; s < alone[0].logprobs.size(); ++s)
+      ASSERT_EQ(alone[0].logprobs[s].logprob, together[i].logprobs[s].logprob) << "logprob differs at step " << s;
   }
 }
 
@@ -192,11 +206,11 @@ TEST(GoldenSharedTest, Stories260KGgufAndSafetensorsMatchTransformers) {
     ASSERT_TRUE(ids.ok()) << ids.status().ToString();
     EXPECT_EQ(*ids, prompt) << path;
     ExpectLogprobsClose(LastLogprobs(**model, prompt), ref["last_logprobs"], path);
-    std::vector<GenerateOutput> out = Greedy(**model, {prompt}, steps);
+    std::vector<Completion> out = Greedy(**model, {prompt}, steps);
     ASSERT_EQ(out.size(), 1u);
     ExpectGreedyMatches(out[0], ref["greedy_ids"], ref["greedy_margins"], path);
-    tokens.push_back(out[0].tokens);
-    auto text = tok->Decode(out[0].tokens, false);
+    tokens.push_back(out[0].token_ids);
+    auto text = tok->Decode(out[0].token_ids, false);
     ASSERT_TRUE(text.ok());
     EXPECT_EQ(*text, ref["text"].get<std::string>()) << path;
   }

@@ -3,22 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <string>
 
 #include "base/rng.h"
 
 namespace tide {
-
-Status SamplingParams::Validate() const {
-  if (!std::isfinite(temperature) || temperature < 0.f)
-    return InvalidArgument("temperature must be a finite number >= 0, got " + std::to_string(temperature));
-  if (top_k < 0) return InvalidArgument("top_k must be >= 0 (0 disables it), got " + std::to_string(top_k));
-  if (!(top_p > 0.f && top_p <= 1.f)) return InvalidArgument("top_p must be in (0, 1], got " + std::to_string(top_p));
-  if (!(min_p >= 0.f && min_p <= 1.f)) return InvalidArgument("min_p must be in [0, 1], got " + std::to_string(min_p));
-  if (top_logprobs < 0 || top_logprobs > 20)
-    return InvalidArgument("top_logprobs must be in [0, 20], got " + std::to_string(top_logprobs));
-  return OkStatus();
-}
 
 void LogSoftmax(const float* logits, int64_t n, std::vector<double>* out) {
   out->resize(static_cast<size_t>(n));

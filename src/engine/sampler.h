@@ -2,7 +2,9 @@
 //
 // Randomness is counter-based, keyed by (seed, output position): a request's samples
 // never depend on what else is in the batch or on how steps were split.
-// Filters apply in this order, as vLLM does: temperature, top-k, top-p, min-p.
+// Filters apply in this order, as vLLM does: temperature, top-k, top-p, min-p. Sample reads
+// only the sampling fields of SamplingParams (penalties and biases are applied to the
+// logits beforehand, engine/logits_processor.h).
 #pragma once
 
 #include <cstdint>
@@ -10,21 +12,10 @@
 #include <vector>
 
 #include "base/status.h"
+#include "engine/sampling_params.h"
 
 namespace tide {
 
-struct SamplingParams {
-  float temperature = 1.f;  // 0 = greedy (argmax; ties -> lowest id)
-  int top_k = 0;            // 0 = off
-  float top_p = 1.f;        // 1 = off
-  float min_p = 0.f;        // 0 = off
-  uint64_t seed = 0;
-  int top_logprobs = 0;     // how many alternatives to report (0..20)
-
-  // kInvalidArgument naming the field: temperature < 0 or not finite, top_k < 0,
-  // top_p not in (0, 1], min_p not in [0, 1], top_logprobs not in [0, 20].
-  [[nodiscard]] Status Validate() const;
-};
 
 struct TokenLogprob {
   int32_t id = 0;
