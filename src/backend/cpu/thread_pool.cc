@@ -16,6 +16,8 @@ inline void CpuRelax() {
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   num_threads_ = num_threads;
+  claimed_ = std::make_unique<std::atomic<uint64_t>[]>(static_cast<size_t>(num_threads_));
+  for (int i = 0; i < num_threads_; ++i) claimed_[static_cast<size_t>(i)].store(0);
   for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
 }
 
@@ -44,9 +46,17 @@ void ThreadPool::WorkerLoop(int index) {
     }
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load()) return;
-    (*job_)(index, num_threads_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (TryClaim(index, seen)) {
+      (*job_)(index, num_threads_);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
   }
+}
+
+bool ThreadPool::TryClaim(int index, uint64_t generation) {
+  uint64_t expected = generation - 1;
+  return claimed_[static_cast<size_t>(index)].compare_exchange_strong(
+      expected, generation, std::memory_order_acq_rel, std::memory_order_relaxed);
 }
 
 void ThreadPool::Run(const std::function<void(int, int)>& fn) {
@@ -56,12 +66,21 @@ void ThreadPool::Run(const std::function<void(int, int)>& fn) {
   }
   job_ = &fn;
   pending_.store(num_threads_ - 1, std::memory_order_release);
+  uint64_t generation;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
+    generation = generation_.fetch_add(1, std::memory_order_acq_rel) + 1;
   }
   cv_.notify_all();
   fn(0, num_threads_);
+  // A worker that has not started yet would make everyone wait for the OS to schedule
+  // it (a whole time slice on a loaded machine); run its index here instead.
+  for (int i = 1; i < num_threads_; ++i) {
+    if (TryClaim(i, generation)) {
+      fn(i, num_threads_);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
   while (pending_.load(std::memory_order_acquire) != 0) CpuRelax();
   job_ = nullptr;
 }

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -27,8 +28,12 @@ class ThreadPool {
 
   [[nodiscard]] int num_threads() const noexcept { return num_threads_; }
 
-  // Runs fn(thread_index, num_threads) on every thread (caller included) and returns
-  // when all have finished. The function splits the work itself.
+  // Runs fn(thread_index, num_threads) once for every thread_index in [0, num_threads)
+  // and returns when all have finished. The function splits the work itself. Index 0 runs
+  // on the caller; index i on worker i, unless worker i has not picked the job up by the
+  // time the caller is done with its own share (descheduled by the OS, or still waking):
+  // then the caller runs fn(i, ...) itself rather than wait. So an index runs exactly
+  // once, but not necessarily on a distinct OS thread.
   void Run(const std::function<void(int, int)>& fn);
 
   // Splits [0, n) into contiguous chunks of at least `grain` items, one per thread at
@@ -43,11 +48,16 @@ class ThreadPool {
 
  private:
   void WorkerLoop(int index);
+  // Claims `index` for `generation`; true for exactly one caller per (index, generation).
+  bool TryClaim(int index, uint64_t generation);
 
   int num_threads_;
   std::vector<std::thread> workers_;
   const std::function<void(int, int)>* job_ = nullptr;
   std::atomic<uint64_t> generation_{0};
+  // claimed_[i] = the last generation whose index i was claimed (by worker i or by the
+  // caller); claiming is a compare-exchange from generation - 1, so exactly one wins.
+  std::unique_ptr<std::atomic<uint64_t>[]> claimed_;
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
   std::mutex mu_;

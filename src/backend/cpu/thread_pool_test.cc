@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
 #include <vector>
 
 namespace tide {
@@ -29,6 +30,28 @@ TEST(ThreadPoolTest, RunReachesEveryThread) {
     mask |= 1 << t;
   });
   EXPECT_EQ(mask.load(), 0xf);
+}
+
+// More threads than cores, so some workers are descheduled when a job arrives and the
+// caller runs their index instead: every index must still run exactly once per Run, and
+// never concurrently with itself.
+TEST(ThreadPoolTest, EveryIndexRunsOncePerRunWhenOversubscribed) {
+  const int nt = static_cast<int>(std::thread::hardware_concurrency()) * 2 + 2;
+  ThreadPool pool(nt);
+  std::vector<std::atomic<int>> runs(static_cast<size_t>(nt));
+  std::vector<std::atomic<int>> inside(static_cast<size_t>(nt));
+  std::atomic<int> overlaps{0};
+  constexpr int kRuns = 2000;
+  for (int r = 0; r < kRuns; ++r) {
+    pool.Run([&](int t, int n) {
+      EXPECT_EQ(n, nt);
+      if (inside[static_cast<size_t>(t)].fetch_add(1) != 0) overlaps++;
+      runs[static_cast<size_t>(t)]++;
+      inside[static_cast<size_t>(t)].fetch_sub(1);
+    });
+  }
+  for (auto& c : runs) EXPECT_EQ(c.load(), kRuns);
+  EXPECT_EQ(overlaps.load(), 0);
 }
 
 }  // namespace
