@@ -237,9 +237,11 @@ void RunOnPool(ThreadPool* pool, const F& fn) {
 // ---- Decode (small m): stream each weight row once, convert in registers ---------------
 // Bandwidth-bound: every weight byte is read from memory once and used against all m rows
 // of x (which stay in L1/L2). Threads take chunks of weight rows from a shared counter so
-// a thread delayed by another process does not hold up the whole op.
+// a thread delayed by another process does not hold up the whole op; chunks are long
+// (~256 KiB) so each is one long prefetched stream, but many per thread.
 
-constexpr int64_t kDecodeChunkRows = 32;
+constexpr int64_t kDecodeChunkBytes = 256 << 10;
+constexpr int64_t kDecodeChunksPerThread = 8;
 constexpr int64_t kDecodePrefetchBytes = 2048;
 
 template <class L>
@@ -250,6 +252,12 @@ void DecodeRows(const MatmulParams& p, int64_t row_bytes, int64_t j0, int64_t j1
   const auto* w = p.w.as<const uint8_t>();
   const int64_t pf_dist = kDecodePrefetchBytes;
   alignas(32) float state[kMaxR * kMaxC * 8];
+  // The tiles prefetch pf_dist ahead of themselves; start the stream for the first one.
+  for (int64_t jj = j0; jj < std::min(j1, j0 + tile_c); ++jj) {
+    for (int64_t off = 0; off < std::min(pf_dist, row_bytes); off += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + jj * row_bytes + off), _MM_HINT_T0);
+    }
+  }
   for (int64_t j = j0; j < j1; j += tile_c) {
     const int c = static_cast<int>(std::min<int64_t>(tile_c, j1 - j));
     for (int64_t i = 0; i < p.m; i += kMaxR) {
@@ -264,13 +272,16 @@ void DecodeRows(const MatmulParams& p, int64_t row_bytes, int64_t j0, int64_t j1
 template <class L>
 void Decode(const MatmulParams& p, ThreadPool* pool) {
   const auto row_bytes = static_cast<int64_t>(DTypeBytes(p.w.dtype, static_cast<uint64_t>(p.k)));
-  const int64_t num_chunks = (p.n + kDecodeChunkRows - 1) / kDecodeChunkRows;
+  const int64_t nt = pool != nullptr ? pool->num_threads() : 1;
+  const int64_t chunk_rows = std::clamp<int64_t>(
+      std::min(kDecodeChunkBytes / row_bytes, p.n / (nt * kDecodeChunksPerThread)) / 12 * 12, 12, 1200);
+  const int64_t num_chunks = (p.n + chunk_rows - 1) / chunk_rows;
   std::atomic<int64_t> next{0};
   RunOnPool(pool, [&](int, int) {
     for (int64_t ch = next.fetch_add(1, std::memory_order_relaxed); ch < num_chunks;
          ch = next.fetch_add(1, std::memory_order_relaxed)) {
-      const int64_t j0 = ch * kDecodeChunkRows;
-      DecodeRows<L>(p, row_bytes, j0, std::min(p.n, j0 + kDecodeChunkRows));
+      const int64_t j0 = ch * chunk_rows;
+      DecodeRows<L>(p, row_bytes, j0, std::min(p.n, j0 + chunk_rows));
     }
   });
 }
