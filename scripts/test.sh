@@ -51,7 +51,7 @@ for f in build/fuzz/src/*/*_fuzz; do
   corpus=build/fuzz/corpus/$name
   mkdir -p "$corpus"
   seeds=tests/fuzz/$name
-  if "$f" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=0 \
+  if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$f" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=0 \
        "$corpus" $( [ -d "$seeds" ] && echo "$seeds" ) >"build/fuzz/$name.log" 2>&1; then
     echo "fuzz $name: clean ($(grep -Eo 'Done [0-9]+ runs' "build/fuzz/$name.log" | tail -1))"
     passed=$((passed + 1))
