@@ -30,6 +30,11 @@ void RequestStream::Push(RequestOutput out) {
   cv_.notify_all();
 }
 
+int RequestStream::unfinished() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return unfinished_;
+}
+
 bool RequestStream::Done() const {
   std::lock_guard<std::mutex> lock(mu_);
   return unfinished_ == 0;
@@ -133,22 +138,25 @@ void Engine::Loop() {
     } else {
       core_->Step(&outs);
     }
+    // Streams that end with this step's outputs give their ids back before the consumer
+    // can see the end, so a caller may reuse an id as soon as its stream is done.
+    std::unordered_map<std::string, int> finals;
+    for (const RequestOutput& o : outs)
+      if (o.finished()) ++finals[o.request_id];
     std::vector<std::string> ended;
-    for (RequestOutput& o : outs) {
-      auto it = streams_.find(o.request_id);
-      TIDE_CHECK(it != streams_.end());
-      std::shared_ptr<RequestStream> stream = it->second;
-      stream->Push(std::move(o));
-      if (stream->Done()) {
-        ended.push_back(it->first);
-        streams_.erase(it);
-      }
-    }
+    for (const auto& [id, k] : finals)
+      if (streams_.at(id)->unfinished() == k) ended.push_back(id);
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (const std::string& id : ended) live_ids_.erase(id);
       stats_ = core_->stats();
     }
+    for (RequestOutput& o : outs) {
+      auto it = streams_.find(o.request_id);
+      TIDE_CHECK(it != streams_.end());
+      it->second->Push(std::move(o));
+    }
+    for (const std::string& id : ended) streams_.erase(id);
     if (stopping) {
       std::lock_guard<std::mutex> lock(mu_);
       // Requests submitted before stopping_ was seen are already in streams_; anything

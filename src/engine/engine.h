@@ -40,6 +40,7 @@ class RequestStream {
   // For the engine thread: appends one output (a final one ends its completion).
   void Push(RequestOutput out);
   [[nodiscard]] bool Done() const;
+  [[nodiscard]] int unfinished() const;  // completions not yet finished
 
  private:
   const std::string id_;
