@@ -1,8 +1,11 @@
 // tide bench forward: engine-level prefill and decode speed, each as a fraction of the
 // machine limit measured in the same run (memory read bandwidth for decode, FMA peak
 // for prefill).
+// tide bench offline: the engine under a batch of requests submitted at once
+// (continuous batching across --max-num-seqs values; prefix cache off/on).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -156,6 +159,127 @@ Status Run(const BenchArgs& a) {
   return OkStatus();
 }
 
+// ---- tide bench offline ----------------------------------------------------------------
+
+struct OfflineArgs {
+  BenchArgs model;  // model, synth, dtype, threads
+  int num_requests = 32;
+  std::string input_len = "64:256";
+  std::string output_len = "16:64";
+  std::string concurrency = "1,4,16";
+  int shared_prefix = 0;
+  std::string kv_cache_memory = "2G";
+  int block_size = 16;
+  int64_t max_num_batched_tokens = 512;
+  uint64_t seed = 1;
+};
+
+Result<std::pair<int, int>> ParseRange(const std::string& flag, const std::string& s) {
+  const size_t colon = s.find(':');
+  try {
+    const int lo = std::stoi(s.substr(0, colon));
+    const int hi = colon == std::string::npos ? lo : std::stoi(s.substr(colon + 1));
+    if (lo <= 0 || hi < lo) return InvalidArgument(flag + ": want MIN:MAX with 0 < MIN <= MAX, got '" + s + "'");
+    return std::make_pair(lo, hi);
+  } catch (const std::exception&) {
+    return InvalidArgument(flag + ": want MIN:MAX, got '" + s + "'");
+  }
+}
+
+double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
+}
+
+Status RunOffline(const OfflineArgs& a) {
+  ThreadPool::SetGlobalThreads(a.model.threads);
+  ASSIGN_OR_RETURN(auto in_range, ParseRange("--input-len", a.input_len));
+  ASSIGN_OR_RETURN(auto out_range, ParseRange("--output-len", a.output_len));
+  std::vector<int> conc;
+  {
+    std::stringstream in(a.concurrency);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      ASSIGN_OR_RETURN(auto r, ParseRange("--concurrency", item));
+      conc.push_back(r.first);
+    }
+  }
+  ASSIGN_OR_RETURN(int64_t kv_bytes, ParseByteSize(a.kv_cache_memory));
+  ASSIGN_OR_RETURN(std::string path, BenchModelPath(a.model));
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(path));
+  const ModelConfig& c = model->config();
+
+  // The workload: the same requests for every configuration.
+  Rng rng(a.seed);
+  auto draw = [&](std::pair<int, int> r) {
+    return r.first + static_cast<int>(rng.NextU64() % static_cast<uint64_t>(r.second - r.first + 1));
+  };
+  std::vector<int32_t> prefix;
+  for (int i = 0; i < a.shared_prefix; ++i) prefix.push_back(static_cast<int32_t>(rng.NextU64() % static_cast<uint64_t>(c.vocab_size)));
+  std::vector<Request> reqs;
+  int64_t max_len = 0;
+  for (int i = 0; i < a.num_requests; ++i) {
+    Request r;
+    r.id = std::to_string(i);
+    r.prompt = prefix;
+    for (int k = draw(in_range); k > 0; --k) r.prompt.push_back(static_cast<int32_t>(rng.NextU64() % static_cast<uint64_t>(c.vocab_size)));
+    r.sampling.max_tokens = draw(out_range);
+    r.sampling.ignore_eos = true;
+    r.sampling.temperature = 0.f;
+    max_len = std::max<int64_t>(max_len, static_cast<int64_t>(r.prompt.size()) + r.sampling.max_tokens);
+    reqs.push_back(std::move(r));
+  }
+  std::printf("model: %s (%s, %.1f M params), %d threads\n", path.c_str(), c.architecture.c_str(),
+              static_cast<double>(c.NumParameters()) / 1e6, ThreadPool::Global().num_threads());
+  std::printf("workload: %d requests, input %s (+%d shared prefix), output %s tokens, all submitted at once\n",
+              a.num_requests, a.input_len.c_str(), a.shared_prefix, a.output_len.c_str());
+  std::printf("%-5s %-6s | %7s %9s | %21s | %21s | %6s %5s\n", "seqs", "cache", "req/s", "out tok/s",
+              "TTFT p50/p90/p99 ms", "TPOT p50/p90/p99 ms", "hit %", "preempt");
+  ExecContext ctx;
+  ctx.pool = &ThreadPool::Global();
+  std::vector<bool> cache_modes = a.shared_prefix > 0 ? std::vector<bool>{false, true} : std::vector<bool>{true};
+  for (int seqs : conc) {
+    for (bool cache : cache_modes) {
+      EngineOptions eo;
+      eo.kv_cache_bytes = kv_bytes;
+      eo.block_size = a.block_size;
+      eo.max_num_seqs = seqs;
+      eo.max_num_batched_tokens = std::max<int64_t>(a.max_num_batched_tokens, seqs);
+      eo.max_model_len = max_len;
+      eo.enable_prefix_caching = cache;
+      std::unique_ptr<ModelRunner> runner = MakeModelRunner(*model, ctx);
+      ASSIGN_OR_RETURN(std::unique_ptr<EngineCore> core, EngineCore::Create(*runner, nullptr, eo));
+      if (seqs == conc.front() && cache == cache_modes.front())
+        std::fprintf(stderr, "[tide] KV cache: %s\n", core->KvSummary().c_str());
+      const double t0 = EngineClock();
+      ASSIGN_OR_RETURN(std::vector<Completion> done, RunToCompletion(*core, reqs));
+      double t_end = t0;
+      int64_t out_tokens = 0;
+      std::vector<double> ttft, tpot;
+      for (const Completion& d : done) {
+        RETURN_IF_ERROR(d.status);
+        t_end = std::max(t_end, d.times.finished);
+        out_tokens += d.usage.completion_tokens;
+        ttft.push_back(1e3 * (d.times.first_token - d.times.arrival));
+        if (d.usage.completion_tokens > 1)
+          tpot.push_back(1e3 * (d.times.finished - d.times.first_token) / static_cast<double>(d.usage.completion_tokens - 1));
+      }
+      const double wall = t_end - t0;
+      const EngineStats st = core->stats();
+      const double hit = st.prefix_cache.query_tokens
+                             ? 100.0 * static_cast<double>(st.prefix_cache.hit_tokens) / static_cast<double>(st.prefix_cache.query_tokens)
+                             : 0.0;
+      std::printf("%-5d %-6s | %7.2f %9.1f | %6.0f %6.0f %7.0f | %6.1f %6.1f %7.1f | %6.1f %5lld\n", seqs,
+                  cache ? "on" : "off", a.num_requests / wall, static_cast<double>(out_tokens) / wall,
+                  Percentile(ttft, 0.5), Percentile(ttft, 0.9), Percentile(ttft, 0.99), Percentile(tpot, 0.5),
+                  Percentile(tpot, 0.9), Percentile(tpot, 0.99), hit, static_cast<long long>(st.num_preemptions));
+      std::fflush(stdout);
+    }
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 void AddBenchCommand(CLI::App& app) {
@@ -174,6 +298,32 @@ void AddBenchCommand(CLI::App& app) {
     Status s = Run(*a);
     if (!s.ok()) {
       std::fprintf(stderr, "tide bench forward: %s\n", s.ToString().c_str());
+      throw CLI::RuntimeError(1);
+    }
+  });
+
+  auto o = std::make_shared<OfflineArgs>();
+  CLI::App* off = bench->add_subcommand(
+      "offline", "Engine throughput: N requests submitted at once, per max-num-seqs; requests/s, tok/s, TTFT, TPOT");
+  off->add_option("--model,-m", o->model.model, "HF folder or .gguf (default: synthesise a Qwen2.5-0.5B-shaped model)");
+  off->add_option("--synth", o->model.synth_config, "Synthesise the model from this config.json instead");
+  off->add_option("--dtype", o->model.dtype, "Weight dtype of a synthesised model")->capture_default_str();
+  off->add_option("--threads", o->model.threads, "CPU threads; 0 = all cores")->capture_default_str();
+  off->add_option("--num-requests,-n", o->num_requests, "Requests")->capture_default_str()->check(CLI::PositiveNumber);
+  off->add_option("--input-len", o->input_len, "Prompt tokens, MIN:MAX (uniform)")->capture_default_str();
+  off->add_option("--output-len", o->output_len, "Generated tokens, MIN:MAX (uniform)")->capture_default_str();
+  off->add_option("--concurrency", o->concurrency, "Comma-separated --max-num-seqs values")->capture_default_str();
+  off->add_option("--shared-prefix", o->shared_prefix,
+                  "Tokens of a prefix shared by every prompt; > 0 runs each point with the prefix cache off and on")
+      ->capture_default_str();
+  off->add_option("--kv-cache-memory", o->kv_cache_memory, "KV cache budget")->capture_default_str();
+  off->add_option("--block-size", o->block_size, "Tokens per KV block")->capture_default_str();
+  off->add_option("--max-num-batched-tokens", o->max_num_batched_tokens, "Tokens per step")->capture_default_str();
+  off->add_option("--seed", o->seed, "Workload seed")->capture_default_str();
+  off->callback([o] {
+    Status s = RunOffline(*o);
+    if (!s.ok()) {
+      std::fprintf(stderr, "tide bench offline: %s\n", s.ToString().c_str());
       throw CLI::RuntimeError(1);
     }
   });
