@@ -4,38 +4,47 @@
 
 namespace tide::jinja {
 
+char32_t NextCodePoint(std::string_view s, size_t* pos) {
+  size_t i = *pos;
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) {
+    *pos = i + 1;
+    return c;
+  }
+  int n = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : -1;
+  char32_t cp = n == 3 ? (c & 0x07) : n == 2 ? (c & 0x0F) : (c & 0x1F);
+  bool ok = n > 0 && c < 0xF5 && i + static_cast<size_t>(n) < s.size();
+  for (int k = 1; ok && k <= n; ++k) {
+    unsigned char cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) { ok = false; break; }
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  // Reject overlong forms, surrogates and values past U+10FFFF.
+  if (ok) {
+    static constexpr char32_t kMin[4] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) ok = false;
+  }
+  if (!ok) {
+    *pos = i + 1;
+    return 0xDC00 + c;  // surrogateescape
+  }
+  *pos = i + n + 1;
+  return cp;
+}
+
+size_t PrevCodePointStart(std::string_view s, size_t end) {
+  // Back up over at most 3 continuation bytes, then confirm the decode ends at `end`.
+  size_t start = end - 1;
+  for (int k = 0; k < 3 && start > 0 && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80; ++k) --start;
+  size_t p = start;
+  NextCodePoint(s, &p);
+  return p == end ? start : end - 1;
+}
+
 std::u32string DecodeUtf8(std::string_view s) {
   std::u32string out;
   out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      out.push_back(c);
-      ++i;
-      continue;
-    }
-    int n = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : -1;
-    char32_t cp = n == 3 ? (c & 0x07) : n == 2 ? (c & 0x0F) : (c & 0x1F);
-    bool ok = n > 0 && c < 0xF5 && i + static_cast<size_t>(n) < s.size();
-    for (int k = 1; ok && k <= n; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) { ok = false; break; }
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    // Reject overlong forms, surrogates and values past U+10FFFF.
-    if (ok) {
-      static constexpr char32_t kMin[4] = {0, 0x80, 0x800, 0x10000};
-      if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) ok = false;
-    }
-    if (ok) {
-      out.push_back(cp);
-      i += n + 1;
-    } else {
-      out.push_back(0xDC00 + c);  // surrogateescape
-      ++i;
-    }
-  }
+  for (size_t i = 0; i < s.size();) out.push_back(NextCodePoint(s, &i));
   return out;
 }
 
@@ -138,15 +147,24 @@ std::string PyLower(std::string_view s) {
 }
 
 std::string PyStrip(std::string_view s, const std::string* chars, bool left, bool right) {
-  std::u32string u = DecodeUtf8(s);
+  // Works on the ends only: chat templates strip long message texts.
   std::u32string set = chars ? DecodeUtf8(*chars) : std::u32string();
   auto strip = [&](char32_t c) {
     return chars ? set.find(c) != std::u32string::npos : IsPySpace(c);
   };
-  size_t b = 0, e = u.size();
-  if (left) while (b < e && strip(u[b])) ++b;
-  if (right) while (e > b && strip(u[e - 1])) --e;
-  return EncodeUtf8(std::u32string_view(u).substr(b, e - b));
+  size_t b = 0, e = s.size();
+  while (left && b < e) {
+    size_t next = b;
+    if (!strip(NextCodePoint(s, &next))) break;
+    b = next;
+  }
+  while (right && e > b) {
+    size_t prev = PrevCodePointStart(s, e);
+    size_t p = prev;
+    if (!strip(NextCodePoint(s, &p))) break;
+    e = prev;
+  }
+  return std::string(s.substr(b, e - b));
 }
 
 }  // namespace tide::jinja

@@ -13,6 +13,11 @@
 namespace tide::jinja {
 
 std::u32string DecodeUtf8(std::string_view s);
+// Decodes the code point starting at s[*pos] and advances *pos past it (same rules as
+// DecodeUtf8). REQUIRES: *pos < s.size().
+char32_t NextCodePoint(std::string_view s, size_t* pos);
+// Start of the code point that ends at s[end - 1]. REQUIRES: end > 0.
+size_t PrevCodePointStart(std::string_view s, size_t end);
 std::string EncodeUtf8(std::u32string_view s);
 void AppendUtf8(std::string& out, char32_t c);
 size_t CountCodePoints(std::string_view s);

@@ -279,7 +279,13 @@ std::string ToStr(const Value& v) {
 
 static void JsonString(std::string& out, const std::string& s, bool ensure_ascii) {
   out += '"';
-  for (char32_t c : DecodeUtf8(s)) {
+  for (size_t i = 0; i < s.size();) {
+    unsigned char byte = static_cast<unsigned char>(s[i]);
+    if (byte >= 0x80 && !ensure_ascii) {
+      out += s[i++];  // non-ASCII UTF-8 passes through untouched
+      continue;
+    }
+    char32_t c = NextCodePoint(s, &i);
     switch (c) {
       case '"': out += "\\\""; continue;
       case '\\': out += "\\\\"; continue;
@@ -301,7 +307,7 @@ static void JsonString(std::string& out, const std::string& s, bool ensure_ascii
       }
       out += b;
     } else {
-      AppendUtf8(out, c);
+      out += static_cast<char>(c);
     }
   }
   out += '"';
