@@ -45,6 +45,7 @@ TEMPLATES = {
     "gemma3.jinja": {"bos_token": "<bos>", "eos_token": "<end_of_turn>"},
     "phi3.5.jinja": {"bos_token": "<s>", "eos_token": "<|endoftext|>"},
     "phi4.jinja": {"bos_token": "<|endoftext|>", "eos_token": "<|im_end|>"},
+    "hermes3-tool-use.jinja": {"bos_token": "<|begin_of_text|>", "eos_token": "<|im_end|>"},
 }
 
 WEATHER = {
@@ -69,7 +70,13 @@ SEARCH = {
         "description": "Search the web.",
         "parameters": {
             "type": "object",
-            "properties": {"query": {"type": "string"}, "max_results": {"type": "integer", "default": 5}},
+            "properties": {
+                "query": {"type": "string", "description": "  What to look for.  "},
+                "max_results": {"type": "integer", "default": 5},
+                "sites": {"type": "array", "items": {"type": "string"}},
+                "filters": {"type": "object", "additionalProperties": {"type": "number"}},
+                "lang": {"type": ["string", "integer"]},
+            },
             "required": ["query"],
         },
     },
@@ -119,6 +126,13 @@ CASES = {
             {"role": "user", "content": "What's the weather in Paris?"},
         ],
         "tools": TOOLS,
+    },
+    "tools_nullable_schema": {
+        # Hermes 3 recurses forever on a "null" type (each character is a type again):
+        # jinja2 hits RecursionError, tide its macro depth limit.
+        "messages": [{"role": "user", "content": "Hi"}],
+        "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {
+            "type": "object", "properties": {"x": {"type": ["string", "null"]}}}}}],
     },
     "tool_call_roundtrip": {
         "messages": [
