@@ -81,12 +81,19 @@ Result<double> MeasureMemReadBandwidth(ThreadPool& pool, size_t buffer_bytes, in
   // them on NUMA machines) with non-zero bytes (zero pages could be shared copy-on-write).
   pool.Run([&](int t, int) { std::memset(buf.get() + slice * static_cast<size_t>(t), t + 1, slice); });
 
+  return MeasureMemReadBandwidthOn(pool, buf.get(), total, runs);
+}
+
+double MeasureMemReadBandwidthOn(ThreadPool& pool, const uint8_t* buffer, size_t bytes, int runs) {
+  const int nt = pool.num_threads();
+  const size_t slice = bytes / static_cast<size_t>(nt);
+  const size_t total = slice * static_cast<size_t>(nt);
   double best = 0;
   for (int r = 0; r < std::max(1, runs); ++r) {
     std::vector<uint64_t> sums(static_cast<size_t>(nt));
     const auto start = Clock::now();
     pool.Run([&](int t, int) {
-      sums[static_cast<size_t>(t)] = SumSlice(buf.get() + slice * static_cast<size_t>(t), slice);
+      sums[static_cast<size_t>(t)] = SumSlice(buffer + slice * static_cast<size_t>(t), slice);
     });
     const double s = std::chrono::duration<double>(Clock::now() - start).count();
     uint64_t all = 0;

@@ -37,6 +37,10 @@ struct MachineLimitsOptions {
 
 // kResourceExhausted when the buffer cannot be allocated; nothing is left allocated.
 [[nodiscard]] Result<double> MeasureMemReadBandwidth(ThreadPool& pool, size_t buffer_bytes, int runs);
+// The same on a caller's buffer (already written, 4 KiB aligned, bytes a multiple of
+// 4 KiB * threads), for repeated probes without re-allocating and first-touching it.
+[[nodiscard]] double MeasureMemReadBandwidthOn(ThreadPool& pool, const uint8_t* buffer, size_t bytes,
+                                               int runs);
 [[nodiscard]] double MeasureFmaPeak(ThreadPool& pool, int64_t iterations, int runs);
 [[nodiscard]] Result<MachineLimits> MeasureMachineLimits(ThreadPool& pool,
                                                          const MachineLimitsOptions& options = {});

@@ -27,7 +27,10 @@ struct MatmulParams {
 };
 
 void MatmulRef(const MatmulParams& p);                    // obvious triple loop, f64 accumulation
-void MatmulCpu(const MatmulParams& p, ThreadPool* pool);  // AVX2/FMA, threaded
+// AVX2/FMA, threaded over `pool` (null = the calling thread only); weights are read in
+// place, never repacked. Batch-invariant: row i of y is bit-identical for any m, any
+// other rows of x and any thread count (one fixed f32 reduction order per element; see
+// matmul_cpu.cc). Not reentrant on one pool (ThreadPool::Run is not).
 // Dispatches on ctx.device. REQUIRES p.check().ok().
 void Matmul(const ExecContext& ctx, const MatmulParams& p);
 
