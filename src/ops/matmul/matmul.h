@@ -31,6 +31,7 @@ void MatmulRef(const MatmulParams& p);                    // obvious triple loop
 // place, never repacked. Batch-invariant: row i of y is bit-identical for any m, any
 // other rows of x and any thread count (one fixed f32 reduction order per element; see
 // matmul_cpu.cc). Not reentrant on one pool (ThreadPool::Run is not).
+void MatmulCpu(const MatmulParams& p, ThreadPool* pool);
 // Dispatches on ctx.device. REQUIRES p.check().ok().
 void Matmul(const ExecContext& ctx, const MatmulParams& p);
 
