@@ -1,6 +1,7 @@
 #include "tokenizer/jinja/jinja.h"
 
 #include <exception>
+#include <map>
 
 #include "tokenizer/jinja/ast.h"
 #include "tokenizer/jinja/interp.h"
@@ -65,6 +66,31 @@ nlohmann::ordered_json MakeChatContext(const nlohmann::ordered_json& messages,
     for (auto it = extra_kwargs.begin(); it != extra_kwargs.end(); ++it) ctx[it.key()] = it.value();
   }
   return ctx;
+}
+
+Result<std::string> SelectChatTemplate(const nlohmann::ordered_json& field, const std::string* name,
+                                       bool has_tools) {
+  if (field.is_string()) return name ? *name : field.get<std::string>();
+  if (field.is_null()) {
+    if (name) return *name;
+    return NotFound("the tokenizer has no chat template");
+  }
+  if (!field.is_array()) return InvalidArgument("chat_template must be a string or a list of named templates");
+  std::map<std::string, std::string> named;
+  for (const auto& entry : field) {
+    if (!entry.is_object() || !entry.contains("name") || !entry.contains("template") ||
+        !entry["name"].is_string() || !entry["template"].is_string()) {
+      return InvalidArgument("chat_template list entries need string \"name\" and \"template\"");
+    }
+    named[entry["name"].get<std::string>()] = entry["template"].get<std::string>();
+  }
+  if (name) {
+    auto it = named.find(*name);
+    return it != named.end() ? it->second : *name;
+  }
+  if (has_tools && named.count("tool_use")) return named["tool_use"];
+  if (named.count("default")) return named["default"];
+  return NotFound("the tokenizer has several chat templates and none is named \"default\"");
 }
 
 Result<std::string> RenderChatTemplate(std::string_view tmpl,

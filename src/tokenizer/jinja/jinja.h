@@ -82,6 +82,15 @@ nlohmann::ordered_json MakeChatContext(const nlohmann::ordered_json& messages,
                                        const std::string& eos,
                                        const nlohmann::ordered_json& extra_kwargs);
 
+// Picks the template text out of tokenizer_config.json's "chat_template" field, which is
+// either a string or a list of {"name", "template"} objects, as transformers'
+// get_chat_template does: `name` if given and present (a `name` that names no entry is
+// itself the template text), else "tool_use" when the request has tools, else
+// "default". Fails with kNotFound when the field is missing/null or no template fits,
+// kInvalidArgument when it is malformed.
+Result<std::string> SelectChatTemplate(const nlohmann::ordered_json& chat_template_field,
+                                       const std::string* name, bool has_tools);
+
 // Parse + Render of MakeChatContext(...) in one call, for callers that render a template
 // once; callers that render many prompts should keep a parsed Template.
 Result<std::string> RenderChatTemplate(std::string_view tmpl,

@@ -339,6 +339,22 @@ TEST(Jinja, RenderChatTemplateBuildsTheHfContext) {
   EXPECT_FALSE(r.ok());
 }
 
+TEST(Jinja, SelectChatTemplateFollowsTransformers) {
+  auto list = nlohmann::ordered_json::parse(
+      R"([{"name": "default", "template": "D"}, {"name": "tool_use", "template": "T"}, {"name": "rag", "template": "R"}])");
+  const std::string rag = "rag", other = "{{ x }}";
+  EXPECT_EQ(*SelectChatTemplate(list, nullptr, false), "D");
+  EXPECT_EQ(*SelectChatTemplate(list, nullptr, true), "T");
+  EXPECT_EQ(*SelectChatTemplate(list, &rag, true), "R");
+  EXPECT_EQ(*SelectChatTemplate(list, &other, false), "{{ x }}");
+  EXPECT_EQ(*SelectChatTemplate(nlohmann::ordered_json("S"), nullptr, true), "S");
+  EXPECT_EQ(SelectChatTemplate(nullptr, nullptr, false).status().code(), StatusCode::kNotFound);
+  auto no_default = nlohmann::ordered_json::parse(R"([{"name": "rag", "template": "R"}])");
+  EXPECT_EQ(SelectChatTemplate(no_default, nullptr, false).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(SelectChatTemplate(nlohmann::ordered_json::parse("[1]"), nullptr, false).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST(Jinja, StrftimeNowUsesTheClock) {
   Result<std::string> fixed = Render("{{ strftime_now('%Y-%m-%d %H:%M') }}", {});
   ASSERT_TRUE(fixed.ok());
