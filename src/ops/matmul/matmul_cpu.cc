@@ -138,8 +138,9 @@ template <int R, int C, class L>
 void Tile(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, int64_t len, int tail,
           bool zero_init, float* state, int64_t pf_dist) {
   constexpr int kSub = L::kStep / 8;
-  // Steps per 64-byte line of one row (a power of two), so each line is prefetched once.
-  constexpr int kPfEvery = L::kStepBytes >= 64 ? 1 : L::kStepBytes >= 32 ? 2 : 4;
+  // Prefetch every kPfEvery steps: the largest power of two whose bytes fit in a 64-byte
+  // line, so no line of a row is skipped (q8_0's 34-byte steps need one every step).
+  constexpr int kPfEvery = 4 * L::kStepBytes <= 64 ? 4 : 2 * L::kStepBytes <= 64 ? 2 : 1;
   __m256 acc[R][C];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
