@@ -236,8 +236,8 @@ void RunOnPool(ThreadPool* pool, const F& fn) {
 }
 
 // ---- Decode (small m): stream each weight row once, convert in registers ---------------
-// Bandwidth-bound: every weight byte is read from memory once and used against all m rows
-// of x (which stay in L1/L2). Threads take chunks of weight rows from a shared counter so
+// Bandwidth-bound at m = 1: every weight byte is read from memory once and used against
+// all m rows of x, which stay in cache (L1/L2 at small m, L3 at the largest). Threads take chunks of weight rows from a shared counter so
 // a thread delayed by another process does not hold up the whole op; chunks are long
 // (~256 KiB) so each is one long prefetched stream, but many per thread.
 
