@@ -46,7 +46,7 @@ CC=clang-14 CXX=clang++-14 cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=
   -DTIDE_FUZZ=ON -DTIDE_BUILD_TESTS=OFF >/dev/null
 cmake --build build/fuzz -j "$jobs"
 rc3=0
-for f in build/fuzz/src/*/*_fuzz; do
+for f in $(find build/fuzz/src -name '*_fuzz' -type f -perm -u+x | sort); do
   name=$(basename "$f")
   corpus=build/fuzz/corpus/$name
   mkdir -p "$corpus"
