@@ -53,8 +53,15 @@ TEST(EngineTest, SubmitStreamsTokensThenAFinalOutput) {
   EXPECT_EQ(Drain(**again).size(), 2u);
 }
 
+// A 2 ms step keeps a 150-token request alive long enough to act on it mid-way.
+FakeModelOptions Slow() {
+  FakeModelOptions f;
+  f.step_delay_us = 2000;
+  return f;
+}
+
 TEST(EngineTest, DuplicateLiveIdIsRejectedAndCancelEndsTheRequest) {
-  FakeModelRunner fake;
+  FakeModelRunner fake(Slow());
   auto engine = Engine::Create(fake, nullptr, Options());
   ASSERT_TRUE(engine.ok());
   auto a = (*engine)->Submit(Req("a", 150));
@@ -75,7 +82,7 @@ TEST(EngineTest, DuplicateLiveIdIsRejectedAndCancelEndsTheRequest) {
 }
 
 TEST(EngineTest, PendingCapAndShutdown) {
-  FakeModelRunner fake;
+  FakeModelRunner fake(Slow());
   EngineOptions o = Options();
   o.max_pending_requests = 2;
   auto engine = Engine::Create(fake, nullptr, o);

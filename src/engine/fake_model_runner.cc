@@ -1,10 +1,13 @@
 #include "engine/fake_model_runner.h"
 
+#include <chrono>
+#include <thread>
+
 #include "base/rng.h"
 
 namespace tide {
 
-FakeModelRunner::FakeModelRunner(const FakeModelOptions& o) : kv_bytes_per_token_(o.kv_bytes_per_token), peak_(o.peak) {
+FakeModelRunner::FakeModelRunner(const FakeModelOptions& o) : kv_bytes_per_token_(o.kv_bytes_per_token), peak_(o.peak), step_delay_us_(o.step_delay_us) {
   config_.architecture = "fake";
   config_.vocab_size = o.vocab_size;
   config_.max_position_embeddings = o.max_position_embeddings;
@@ -37,6 +40,7 @@ Status FakeModelRunner::Forward(const ForwardBatch& b, std::vector<float>* logit
     return Internal("injected forward failure");
   }
   RETURN_IF_ERROR(b.Validate(num_blocks_, block_size_, config_.vocab_size));
+  if (step_delay_us_ > 0) std::this_thread::sleep_for(std::chrono::microseconds(step_delay_us_));
   StepRecord rec;
   rec.num_seqs = b.num_seqs();
   rec.num_tokens = b.num_tokens();

@@ -19,6 +19,7 @@ struct FakeModelOptions {
   std::vector<int32_t> eos_token_ids = {0};
   int64_t kv_bytes_per_token = 1024;
   float peak = 4.f;  // added to the preferred token's logit (a peaked distribution)
+  int step_delay_us = 0;  // sleep per Forward: lets threaded tests act mid-request
 };
 
 class FakeModelRunner final : public ModelRunner {
@@ -45,6 +46,7 @@ class FakeModelRunner final : public ModelRunner {
   ModelConfig config_;
   int64_t kv_bytes_per_token_;
   float peak_;
+  int step_delay_us_;
   int block_size_ = 0;
   int64_t num_blocks_ = 0;
   std::vector<int32_t> slots_;  // token id per cache slot, -1 = never written
