@@ -1,0 +1,33 @@
+#include "backend/cuda/blas_lt.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include "backend/cuda/cuda_check.h"
+
+namespace tide::cuda {
+
+const BlasLt& GetBlasLt() {
+  static BlasLt lt;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    TIDE_CHECK(cublasLtCreate(&lt.handle) == CUBLAS_STATUS_SUCCESS);
+    lt.workspace_bytes = size_t{32} << 20;  // what NVIDIA suggests for Hopper
+    TIDE_CUDA_CHECK(cudaMalloc(&lt.workspace, lt.workspace_bytes));
+  });
+  return lt;
+}
+
+void* Scratch(int64_t bytes) {
+  static void* buf = nullptr;
+  static int64_t cap = 0;
+  if (bytes > cap) {
+    // Freeing waits for the device, so kernels still reading the old buffer finish first.
+    if (buf != nullptr) TIDE_CUDA_CHECK(cudaFree(buf));
+    cap = std::max(bytes, cap * 2);
+    TIDE_CUDA_CHECK(cudaMalloc(&buf, static_cast<size_t>(cap)));
+  }
+  return buf;
+}
+
+}  // namespace tide::cuda

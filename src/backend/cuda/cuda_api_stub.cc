@@ -1,0 +1,29 @@
+// backend/cuda/cuda_api.h in a build without CUDA: nothing is available, every call
+// that would touch a device says so.
+#include "backend/cuda/cuda_api.h"
+
+namespace tide::cuda {
+namespace {
+Status NotBuilt() { return Unimplemented("tide was built without CUDA (configure with -DTIDE_CUDA=ON)"); }
+}  // namespace
+
+void NoteLaunchError(int, const char*) noexcept {}
+bool Available(std::string* why) {
+  if (why != nullptr) *why = "tide was built without CUDA";
+  return false;
+}
+Result<void*> Malloc(int64_t) { return NotBuilt(); }
+void Free(void*) noexcept {}
+Result<void*> MallocHost(int64_t) { return NotBuilt(); }
+void FreeHost(void*) noexcept {}
+Status MemcpyH2D(void*, const void*, int64_t, void*) { return NotBuilt(); }
+Status MemcpyD2H(void*, const void*, int64_t, void*) { return NotBuilt(); }
+Status MemcpyD2D(void*, const void*, int64_t, void*) { return NotBuilt(); }
+Status Memcpy2DD2D(void*, int64_t, const void*, int64_t, int64_t, int64_t, void*) { return NotBuilt(); }
+Status UploadStaged(void*, const void*, int64_t, void*) { return NotBuilt(); }
+Status Memset0(void*, int64_t, void*) { return NotBuilt(); }
+Status StreamSynchronize(void*) { return NotBuilt(); }
+Status MemInfo(int64_t*, int64_t*) { return NotBuilt(); }
+std::string DeviceName() { return ""; }
+
+}  // namespace tide::cuda
