@@ -19,7 +19,12 @@ void Add(const ExecContext& ctx, const AddParams& p) {
       AddCpu(p, ctx.pool);
       return;
     case DeviceKind::kCuda:
-      break;
+#if TIDE_HAVE_CUDA
+      AddCuda(p, ctx.stream);
+      return;
+#else
+      break;  // not built: falls to the check below
+#endif
   }
   // An ExecContext for a backend that is not built is a programming error.
   TIDE_CHECK(false && "add: no kernel for this device");

@@ -19,6 +19,9 @@ struct AddParams {
 
 void AddRef(const AddParams& p);
 void AddCpu(const AddParams& p, ThreadPool* pool);
+// CUDA kernel (built with TIDE_CUDA): every pointer in p is device memory, except
+// that check() must have passed on host copies first. Runs on `stream` (cudaStream_t).
+void AddCuda(const AddParams& p, void* stream);
 void Add(const ExecContext& ctx, const AddParams& p);
 
 }  // namespace tide

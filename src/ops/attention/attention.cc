@@ -74,7 +74,12 @@ void Attention(const ExecContext& ctx, const AttentionParams& p) {
       AttentionCpu(p, ctx.pool);
       return;
     case DeviceKind::kCuda:
-      break;
+#if TIDE_HAVE_CUDA
+      AttentionCuda(p, ctx.stream);
+      return;
+#else
+      break;  // not built: falls to the check below
+#endif
   }
   TIDE_CHECK(false && "attention: no kernel for this device");
 }

@@ -39,6 +39,9 @@ struct AttentionParams {
 
 void AttentionRef(const AttentionParams& p);  // materialises scores per query, f64 softmax
 void AttentionCpu(const AttentionParams& p, ThreadPool* pool);
+// CUDA kernel (built with TIDE_CUDA): every pointer in p is device memory, except
+// that check() must have passed on host copies first. Runs on `stream` (cudaStream_t).
+void AttentionCuda(const AttentionParams& p, void* stream);
 void Attention(const ExecContext& ctx, const AttentionParams& p);
 
 }  // namespace tide

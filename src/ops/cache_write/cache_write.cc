@@ -40,7 +40,12 @@ void CacheWrite(const ExecContext& ctx, const CacheWriteParams& p) {
       CacheWriteCpu(p, ctx.pool);
       return;
     case DeviceKind::kCuda:
-      break;
+#if TIDE_HAVE_CUDA
+      CacheWriteCuda(p, ctx.stream);
+      return;
+#else
+      break;  // not built: falls to the check below
+#endif
   }
   TIDE_CHECK(false && "cache_write: no kernel for this device");
 }

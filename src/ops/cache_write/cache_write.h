@@ -26,6 +26,9 @@ struct CacheWriteParams {
 
 void CacheWriteRef(const CacheWriteParams& p);
 void CacheWriteCpu(const CacheWriteParams& p, ThreadPool* pool);
+// CUDA kernel (built with TIDE_CUDA): every pointer in p is device memory, except
+// that check() must have passed on host copies first. Runs on `stream` (cudaStream_t).
+void CacheWriteCuda(const CacheWriteParams& p, void* stream);
 void CacheWrite(const ExecContext& ctx, const CacheWriteParams& p);
 
 }  // namespace tide

@@ -46,7 +46,12 @@ void Embedding(const ExecContext& ctx, const EmbeddingParams& p) {
       EmbeddingCpu(p, ctx.pool);
       return;
     case DeviceKind::kCuda:
-      break;
+#if TIDE_HAVE_CUDA
+      EmbeddingCuda(p, ctx.stream);
+      return;
+#else
+      break;  // not built: falls to the check below
+#endif
   }
   TIDE_CHECK(false && "embedding: no kernel for this device");
 }

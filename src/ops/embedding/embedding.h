@@ -19,6 +19,9 @@ struct EmbeddingParams {
 
 void EmbeddingRef(const EmbeddingParams& p);
 void EmbeddingCpu(const EmbeddingParams& p, ThreadPool* pool);
+// CUDA kernel (built with TIDE_CUDA): every pointer in p is device memory, except
+// that check() must have passed on host copies first. Runs on `stream` (cudaStream_t).
+void EmbeddingCuda(const EmbeddingParams& p, void* stream);
 void Embedding(const ExecContext& ctx, const EmbeddingParams& p);
 
 }  // namespace tide

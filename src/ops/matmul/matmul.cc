@@ -43,9 +43,14 @@ void Matmul(const ExecContext& ctx, const MatmulParams& p) {
       MatmulCpu(p, ctx.pool);
       return;
     case DeviceKind::kCuda:
-      break;
+#if TIDE_HAVE_CUDA
+      MatmulCuda(p, ctx.stream);
+      return;
+#else
+      break;  // not built: falls to the check below
+#endif
   }
-  // No CUDA kernel yet; the model layer only builds CUDA contexts when one exists.
+  // A CUDA context in a build without CUDA: the model layer refuses to make one.
   TIDE_CHECK(ctx.device == DeviceKind::kCpu);
 }
 

@@ -32,6 +32,9 @@ void MatmulRef(const MatmulParams& p);                    // obvious triple loop
 // other rows of x and any thread count (one fixed f32 reduction order per element; see
 // matmul_cpu.cc). Not reentrant on one pool (ThreadPool::Run is not).
 void MatmulCpu(const MatmulParams& p, ThreadPool* pool);
+// CUDA kernel (built with TIDE_CUDA): every pointer in p is device memory, except
+// that check() must have passed on host copies first. Runs on `stream` (cudaStream_t).
+void MatmulCuda(const MatmulParams& p, void* stream);
 // Dispatches on ctx.device. REQUIRES p.check().ok().
 void Matmul(const ExecContext& ctx, const MatmulParams& p);
 

@@ -27,7 +27,12 @@ void MoeRoute(const ExecContext& ctx, const MoeRouteParams& p) {
       MoeRouteCpu(p, ctx.pool);
       return;
     case DeviceKind::kCuda:
-      break;
+#if TIDE_HAVE_CUDA
+      MoeRouteCuda(p, ctx.stream);
+      return;
+#else
+      break;  // not built: falls to the check below
+#endif
   }
   TIDE_CHECK(false && "moe_route: no kernel for this device");
 }

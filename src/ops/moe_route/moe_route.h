@@ -24,6 +24,9 @@ struct MoeRouteParams {
 
 void MoeRouteRef(const MoeRouteParams& p);
 void MoeRouteCpu(const MoeRouteParams& p, ThreadPool* pool);
+// CUDA kernel (built with TIDE_CUDA): every pointer in p is device memory, except
+// that check() must have passed on host copies first. Runs on `stream` (cudaStream_t).
+void MoeRouteCuda(const MoeRouteParams& p, void* stream);
 void MoeRoute(const ExecContext& ctx, const MoeRouteParams& p);
 
 }  // namespace tide

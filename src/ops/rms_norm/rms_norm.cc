@@ -30,7 +30,12 @@ void RmsNorm(const ExecContext& ctx, const RmsNormParams& p) {
       RmsNormCpu(p, ctx.pool);
       return;
     case DeviceKind::kCuda:
-      break;
+#if TIDE_HAVE_CUDA
+      RmsNormCuda(p, ctx.stream);
+      return;
+#else
+      break;  // not built: falls to the check below
+#endif
   }
   TIDE_CHECK(false && "rms_norm: no kernel for this device");
 }

@@ -23,6 +23,9 @@ struct RmsNormParams {
 
 void RmsNormRef(const RmsNormParams& p);
 void RmsNormCpu(const RmsNormParams& p, ThreadPool* pool);
+// CUDA kernel (built with TIDE_CUDA): every pointer in p is device memory, except
+// that check() must have passed on host copies first. Runs on `stream` (cudaStream_t).
+void RmsNormCuda(const RmsNormParams& p, void* stream);
 void RmsNorm(const ExecContext& ctx, const RmsNormParams& p);
 
 }  // namespace tide

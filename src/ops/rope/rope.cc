@@ -98,7 +98,12 @@ void Rope(const ExecContext& ctx, const RopeParams& p) {
       RopeCpu(p, ctx.pool);
       return;
     case DeviceKind::kCuda:
-      break;
+#if TIDE_HAVE_CUDA
+      RopeCuda(p, ctx.stream);
+      return;
+#else
+      break;  // not built: falls to the check below
+#endif
   }
   TIDE_CHECK(false && "rope: no kernel for this device");
 }

@@ -45,6 +45,9 @@ struct RopeParams {
 
 void RopeRef(const RopeParams& p);
 void RopeCpu(const RopeParams& p, ThreadPool* pool);
+// CUDA kernel (built with TIDE_CUDA): every pointer in p is device memory, except
+// that check() must have passed on host copies first. Runs on `stream` (cudaStream_t).
+void RopeCuda(const RopeParams& p, void* stream);
 void Rope(const ExecContext& ctx, const RopeParams& p);
 
 }  // namespace tide

@@ -22,7 +22,12 @@ void SiluMul(const ExecContext& ctx, const SiluMulParams& p) {
       SiluMulCpu(p, ctx.pool);
       return;
     case DeviceKind::kCuda:
-      break;
+#if TIDE_HAVE_CUDA
+      SiluMulCuda(p, ctx.stream);
+      return;
+#else
+      break;  // not built: falls to the check below
+#endif
   }
   TIDE_CHECK(false && "silu_mul: no kernel for this device");
 }

@@ -20,6 +20,9 @@ struct SiluMulParams {
 
 void SiluMulRef(const SiluMulParams& p);
 void SiluMulCpu(const SiluMulParams& p, ThreadPool* pool);
+// CUDA kernel (built with TIDE_CUDA): every pointer in p is device memory, except
+// that check() must have passed on host copies first. Runs on `stream` (cudaStream_t).
+void SiluMulCuda(const SiluMulParams& p, void* stream);
 void SiluMul(const ExecContext& ctx, const SiluMulParams& p);
 
 }  // namespace tide
