@@ -1,11 +1,16 @@
 // KvCache: the paged K/V storage of every layer. Each layer has a K pool and a V pool of
 // [num_blocks, block_size, n_kv_heads, head_dim] f32 values; which block belongs to
 // which sequence is the engine's business (block tables), not the cache's.
+//
+// The pools live on one device: host memory (kCpu) or GPU memory (kCuda, one
+// allocation for all layers). k()/v() return pointers on that device.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "backend/device_memory.h"
+#include "backend/exec.h"
 #include "base/status.h"
 
 namespace tide {
@@ -23,16 +28,22 @@ struct KvCacheShape {
 
 class KvCache {
  public:
-  // kResourceExhausted when the allocation fails; kInvalidArgument for a bad shape.
-  static Result<KvCache> Create(const KvCacheShape& shape);
+  // Zero-filled pools on `device`. kResourceExhausted when the allocation fails;
+  // kInvalidArgument for a bad shape; kUnimplemented for kCuda without a usable GPU.
+  static Result<KvCache> Create(const KvCacheShape& shape, DeviceKind device = DeviceKind::kCpu);
 
   [[nodiscard]] const KvCacheShape& shape() const noexcept { return shape_; }
-  float* k(int layer) { return k_[static_cast<size_t>(layer)].data(); }
-  float* v(int layer) { return v_[static_cast<size_t>(layer)].data(); }
+  [[nodiscard]] DeviceKind device() const noexcept { return device_; }
+  float* k(int layer) { return device_ == DeviceKind::kCpu ? k_[static_cast<size_t>(layer)].data() : Pool(2 * layer); }
+  float* v(int layer) { return device_ == DeviceKind::kCpu ? v_[static_cast<size_t>(layer)].data() : Pool(2 * layer + 1); }
 
  private:
+  float* Pool(int i) { return device_pools_.as<float>() + int64_t{i} * shape_.FloatsPerLayer(); }
+
   KvCacheShape shape_;
-  std::vector<std::vector<float>> k_, v_;
+  DeviceKind device_ = DeviceKind::kCpu;
+  std::vector<std::vector<float>> k_, v_;  // kCpu
+  DeviceBuffer device_pools_;              // kCuda: K0 V0 K1 V1 ... back to back
 };
 
 }  // namespace tide

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,10 +35,24 @@ class Model {
   [[nodiscard]] const ModelConfig& config() const noexcept;
   [[nodiscard]] const WeightStore& weights() const noexcept;
 
+  // Moves the weights to ctx.device (only kCpu -> kCuda, once): every matrix is copied
+  // from the mapped file to device memory through pinned staging, in its file dtype
+  // (bf16/f16/f32; q8_0/q4_0 are widened to f32, which is exact); norms, biases and
+  // RoPE frequencies follow. `progress(bytes_done, bytes_total)` is called after each
+  // tensor. Afterwards Forward needs a context and a KV cache on that device.
+  // kResourceExhausted when device memory runs out; kUnimplemented without a GPU.
+  [[nodiscard]] Status PlaceOn(const ExecContext& ctx,
+                               const std::function<void(int64_t, int64_t)>& progress = nullptr);
+  [[nodiscard]] DeviceKind device() const noexcept;
+  // Device memory held by the weights after PlaceOn (0 on the CPU).
+  [[nodiscard]] int64_t device_weight_bytes() const noexcept;
+
   // Runs one step: writes this step's K/V into `cache` at batch.slots and fills
   // `logits` with [batch.logit_rows.size(), vocab_size] f32 rows (in logit_rows order).
   // kInvalidArgument if the batch is inconsistent with itself or the cache (checked
-  // before any work: the cache is untouched then).
+  // before any work: the cache is untouched then); kFailedPrecondition when the
+  // context, the cache and the weights are not on one device; kInternal for a device
+  // fault (CUDA), which then leaves the cache in an unknown state.
   Status Forward(const ExecContext& ctx, const ForwardBatch& batch, KvCache& cache, std::vector<float>* logits);
 
  private:
