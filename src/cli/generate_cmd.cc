@@ -4,13 +4,16 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 #include "backend/cpu/thread_pool.h"
+#include "backend/device_memory.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "engine/engine.h"
 #include "engine/model_runner.h"
+#include "kv/kv_cache.h"
 
 namespace tide::cli {
 namespace {
@@ -30,7 +33,61 @@ struct GenerateArgs {
   bool json = false;
   std::string kv_cache_memory;  // "" = exactly one request of prompt + max_tokens
   int block_size = 16;
+  std::string device = "cpu";          // --device: cpu | cuda
+  double gpu_memory_utilization = 0;   // --gpu-memory-utilization (cuda); 0 = unset
 };
+
+// The engine's runner with the KV cache on the model's device. MakeModelRunner always
+// makes a host cache today; once it passes ctx.device to KvCache::Create this goes.
+class DeviceModelRunner final : public ModelRunner {
+ public:
+  DeviceModelRunner(Model& model, const ExecContext& ctx) : model_(model), ctx_(ctx) {}
+  const ModelConfig& config() const override { return model_.config(); }
+  int64_t kv_bytes_per_token() const override { return model_.config().KvBytesPerToken(4); }  // f32 cache
+  Status AllocateKvCache(int64_t num_blocks, int block_size) override {
+    const ModelConfig& c = model_.config();
+    ASSIGN_OR_RETURN(KvCache cache,
+                     KvCache::Create({c.num_layers, num_blocks, block_size, c.num_kv_heads, c.head_dim}, ctx_.device));
+    cache_.emplace(std::move(cache));
+    return OkStatus();
+  }
+  Status Forward(const ForwardBatch& batch, std::vector<float>* logits) override {
+    if (!cache_) return FailedPrecondition("KV cache not allocated");
+    return model_.Forward(ctx_, batch, *cache_, logits);
+  }
+
+ private:
+  Model& model_;
+  ExecContext ctx_;
+  std::optional<KvCache> cache_;
+};
+
+// Moves the model to the GPU with a progress line; returns the KV budget that
+// --gpu-memory-utilization leaves (0 when it is unset).
+Result<int64_t> PlaceOnGpu(Model& model, const ExecContext& ctx, double utilization) {
+  std::string why;
+  if (!CudaAvailable(&why)) return Unimplemented("--device cuda: " + why);
+  int last = -1;
+  RETURN_IF_ERROR(model.PlaceOn(ctx, [&](int64_t done, int64_t total) {
+    const int pct = total > 0 ? static_cast<int>(100 * done / total) : 100;
+    if (pct != last) std::fprintf(stderr, "\r[tide] weights to %s: %d%% of %lld MiB", CudaDeviceName().c_str(), pct,
+                                  static_cast<long long>(total >> 20));
+    last = pct;
+  }));
+  std::fprintf(stderr, "\n");
+  if (utilization <= 0) return int64_t{0};
+  int64_t free_b = 0, total_b = 0;
+  RETURN_IF_ERROR(CudaMemoryInfo(&free_b, &total_b));
+  // Everything already in use (weights, other processes) counts against the fraction;
+  // 1 GiB is kept for activations, cuBLASLt workspace and the CUDA context's growth.
+  const int64_t budget = static_cast<int64_t>(utilization * static_cast<double>(total_b)) - (total_b - free_b) -
+                         (int64_t{1} << 30);
+  if (budget <= 0)
+    return InvalidArgument("--gpu-memory-utilization " + std::to_string(utilization) + " leaves no room for a KV cache (" +
+                           std::to_string((total_b - free_b) >> 20) + " MiB of " + std::to_string(total_b >> 20) +
+                           " MiB already in use)");
+  return budget;
+}
 
 Result<std::vector<int32_t>> ParseIds(const std::string& s) {
   std::vector<int32_t> ids;
@@ -55,6 +112,14 @@ Status Run(const GenerateArgs& a) {
   ThreadPool::SetGlobalThreads(a.threads);
   ASSIGN_OR_RETURN(std::string path, ResolveModelPath(a.model));
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(path));
+  if (a.device != "cpu" && a.device != "cuda") return InvalidArgument("--device must be cpu or cuda, got " + a.device);
+  ExecContext ctx;
+  ctx.pool = &ThreadPool::Global();
+  int64_t gpu_kv_budget = 0;
+  if (a.device == "cuda") {
+    ctx.device = DeviceKind::kCuda;
+    ASSIGN_OR_RETURN(gpu_kv_budget, PlaceOnGpu(*model, ctx, a.gpu_memory_utilization));
+  }
   // A folder without tokenizer files (e.g. from `tide synth`) still runs on token ids.
   std::unique_ptr<Tokenizer> tok;
   if (auto t = LoadTokenizerFor(path, *model); t.ok()) {
@@ -90,14 +155,16 @@ Status Run(const GenerateArgs& a) {
   eo.max_model_len = need <= model_ctx ? std::max<int64_t>(need, 2) : model_ctx;
   eo.max_num_seqs = 1;
   eo.max_num_batched_tokens = 512;
-  if (a.kv_cache_memory.empty()) {
-    eo.num_kv_blocks = (eo.max_model_len + a.block_size - 1) / std::max(a.block_size, 1);
-  } else {
+  if (!a.kv_cache_memory.empty()) {
     ASSIGN_OR_RETURN(eo.kv_cache_bytes, ParseByteSize(a.kv_cache_memory));
+  } else if (gpu_kv_budget > 0) {
+    eo.kv_cache_bytes = gpu_kv_budget;
+  } else {
+    eo.num_kv_blocks = (eo.max_model_len + a.block_size - 1) / std::max(a.block_size, 1);
   }
-  ExecContext ctx;
-  ctx.pool = &ThreadPool::Global();
-  std::unique_ptr<ModelRunner> runner = MakeModelRunner(*model, ctx);
+  std::unique_ptr<ModelRunner> runner = ctx.device == DeviceKind::kCpu
+                                            ? MakeModelRunner(*model, ctx)
+                                            : std::make_unique<DeviceModelRunner>(*model, ctx);
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(*runner, tok.get(), eo));
   ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> stream, engine->Submit(req));
 
@@ -176,6 +243,10 @@ void AddGenerateCommand(CLI::App& app) {
   sub->add_option("--kv-cache-memory", a->kv_cache_memory,
                   "KV cache budget (e.g. 512M, 4G); default: exactly one request of prompt + max tokens");
   sub->add_option("--block-size", a->block_size, "Tokens per KV block")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--device", a->device, "Where the model runs: cpu or cuda")->capture_default_str();
+  sub->add_option("--gpu-memory-utilization", a->gpu_memory_utilization,
+                  "With --device cuda: fraction of GPU memory for weights + KV cache (e.g. 0.9); sizes the KV cache")
+      ->check(CLI::Range(0.0, 1.0));
   sub->add_flag("--json", a->json, "Print one JSON object (ids, text, finish_reason, top-20 logprobs per step)");
   sub->callback([a] {
     Status s = Run(*a);
