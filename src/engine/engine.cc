@@ -22,12 +22,25 @@ std::optional<RequestOutput> RequestStream::TryNext() {
 }
 
 void RequestStream::Push(RequestOutput out) {
+  std::function<void()> notify;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (out.finished()) --unfinished_;
     queue_.push_back(std::move(out));
+    notify = notify_;
   }
   cv_.notify_all();
+  if (notify) notify();
+}
+
+void RequestStream::SetNotify(std::function<void()> notify) {
+  bool pending = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    notify_ = notify;
+    pending = !queue_.empty();
+  }
+  if (pending && notify) notify();
 }
 
 int RequestStream::unfinished() const {

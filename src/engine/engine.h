@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -37,8 +38,14 @@ class RequestStream {
   // Next without blocking: std::nullopt when nothing is ready now.
   std::optional<RequestOutput> TryNext();
 
-  // For the engine thread: appends one output (a final one ends its completion).
+  // For the engine thread: appends one output (a final one ends its completion), then
+  // calls the notify hook, if any, outside the lock.
   void Push(RequestOutput out);
+  // Optional wake-up for consumers that never block in Next() (the HTTP server's event
+  // loop): `notify` runs on the engine thread after every Push, so it must be cheap and
+  // thread-safe (post a task, set a flag). If outputs are already queued when it is set,
+  // it is also called once at once, so none is missed.
+  void SetNotify(std::function<void()> notify);
   [[nodiscard]] bool Done() const;
   [[nodiscard]] int unfinished() const;  // completions not yet finished
 
@@ -48,6 +55,7 @@ class RequestStream {
   std::condition_variable cv_;
   std::deque<RequestOutput> queue_;  // GUARDED_BY(mu_)
   int unfinished_;                   // GUARDED_BY(mu_)
+  std::function<void()> notify_;     // GUARDED_BY(mu_)
 };
 
 class Engine {
