@@ -3,6 +3,7 @@
 // for prefill).
 // tide bench offline: the engine under a batch of requests submitted at once
 // (continuous batching across --max-num-seqs values; prefix cache off/on).
+// tide bench serve: an HTTP load generator for any OpenAI-compatible server (src/bench/).
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "base/file.h"
 #include "base/rng.h"
 #include "bench/machine_limits.h"
+#include "bench/serve_cli.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "engine/model_runner.h"
@@ -327,6 +329,8 @@ void AddBenchCommand(CLI::App& app) {
       throw CLI::RuntimeError(1);
     }
   });
+
+  bench::AddServeBenchCommand(*bench);
 }
 
 }  // namespace tide::cli
