@@ -11,5 +11,6 @@ void AddGenerateCommand(CLI::App& app);
 void AddInspectCommand(CLI::App& app);
 void AddSynthCommand(CLI::App& app);
 void AddBenchCommand(CLI::App& app);
+void AddServeCommand(CLI::App& app);
 
 }  // namespace tide::cli

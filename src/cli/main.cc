@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   tide::cli::AddInspectCommand(app);
   tide::cli::AddSynthCommand(app);
   tide::cli::AddBenchCommand(app);
+  tide::cli::AddServeCommand(app);
   app.add_subcommand("tokenize", "Tokenize JSON lines from stdin (see `tide tokenize --help`)");
   CLI11_PARSE(app, argc, argv);
   return 0;
