@@ -138,7 +138,8 @@ Status RunServeBench(const ServeBenchOptions& o, const std::atomic<bool>* interr
     tok = std::move(t).value();
   }
   const TokenCounter counter(tok.get());
-  const std::string count_method = counter.exact() ? "tokenizer" : "ESTIMATE (UTF-8 bytes / 4; pass --model PATH)";
+  const std::string count_method =
+      counter.exact() ? "counted by the tokenizer" : "ESTIMATED as UTF-8 bytes / 4; --model PATH counts exactly";
   ASSIGN_OR_RETURN(std::vector<WorkloadItem> work, BuildWorkload(w, counter));
 
   int64_t in_tokens = 0, out_tokens = 0;

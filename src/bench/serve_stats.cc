@@ -193,12 +193,13 @@ void PrintPoint(std::FILE* out, const PointSummary& s, const Slo& slo) {
 }
 
 void PrintSweep(std::FILE* out, const std::vector<PointResult>& points) {
-  std::fprintf(out, "%-8s %5s %6s | %7s %9s %8s | %17s | %17s | %17s\n", "rate", "done", "failed", "req/s",
+  std::fprintf(out, "%-8s %5s %5s %6s | %7s %9s %8s | %17s | %17s | %17s\n", "rate", "conc", "done", "failed", "req/s",
                "out tok/s", "goodput", "TTFT p50/p99 ms", "TPOT p50/p99 ms", "ITL p50/p99 ms");
   for (const PointResult& r : points) {
     const PointSummary& s = r.summary;
-    std::fprintf(out, "%-8s %5lld %6lld | %7.2f %9.1f %8.2f | %8.1f %8.1f | %8.2f %8.2f | %8.2f %8.2f\n",
-                 RateName(s.request_rate).c_str(), static_cast<long long>(s.completed),
+    std::fprintf(out, "%-8s %5s %5lld %6lld | %7.2f %9.1f %8.2f | %8.1f %8.1f | %8.2f %8.2f | %8.2f %8.2f\n",
+                 RateName(s.request_rate).c_str(), s.max_concurrency > 0 ? std::to_string(s.max_concurrency).c_str() : "-",
+                 static_cast<long long>(s.completed),
                  static_cast<long long>(s.failed), s.request_throughput, s.output_throughput, s.goodput,
                  s.ttft_ms.p50, s.ttft_ms.p99, s.tpot_ms.p50, s.tpot_ms.p99, s.itl_ms.p50, s.itl_ms.p99);
   }

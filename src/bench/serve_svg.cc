@@ -19,6 +19,7 @@ struct Series {
   bool dashed = false;
   bool markers = true;
   std::vector<std::pair<double, double>> xy;
+  std::vector<std::string> labels;  // optional, one per point (the sweep's rates)
 };
 
 struct Panel {
@@ -126,6 +127,9 @@ void DrawPanel(std::string& o, const Panel& p, int ox, int oy) {
     if (s.markers)
       for (auto [a, b] : s.xy)
         o += "<circle cx=\"" + Num(px(a)) + "\" cy=\"" + Num(py(b)) + "\" r=\"3.5\" fill=\"" + s.color + "\"/>\n";
+    for (size_t i = 0; i < s.labels.size() && i < s.xy.size(); ++i)
+      o += "<text x=\"" + Num(px(s.xy[i].first) + 5) + "\" y=\"" + Num(py(s.xy[i].second) + 14) +
+           "\" font-size=\"10\" fill=\"#555\">" + Escape(s.labels[i]) + "</text>\n";
     const double ly = kTop + 10 + 18 * legend_row++;
     o += "<line x1=\"" + Num(kLeft + w + 10) + "\" y1=\"" + Num(ly) + "\" x2=\"" + Num(kLeft + w + 34) + "\" y2=\"" +
          Num(ly) + "\" stroke=\"" + s.color + "\" stroke-width=\"2\"" + (s.dashed ? " stroke-dasharray=\"6,4\"" : "") +
@@ -166,8 +170,8 @@ std::string RenderSvg(const std::vector<PointResult>& points, const std::string&
   Panel tpot{"TPOT vs throughput", "output tokens/s", "TPOT (ms)", {}, true};
   Panel ttft_cdf{"TTFT distribution", "TTFT (ms)", "fraction of requests", {}, true};
   Panel itl_cdf{"ITL distribution", "inter-token latency (ms)", "fraction of gaps", {}, true};
-  Series ttft50{"p50", kColors[0], false, true, {}}, ttft99{"p99", kColors[1], true, true, {}};
-  Series tpot50{"p50", kColors[0], false, true, {}}, tpot99{"p99", kColors[1], true, true, {}};
+  Series ttft50{"p50", kColors[0], false, true, {}, {}}, ttft99{"p99", kColors[1], true, true, {}, {}};
+  Series tpot50{"p50", kColors[0], false, true, {}, {}}, tpot99{"p99", kColors[1], true, true, {}, {}};
   // Curves follow the sweep in increasing throughput, so lines do not zig-zag.
   std::vector<const PointResult*> by_tput;
   for (const PointResult& p : points) by_tput.push_back(&p);
@@ -178,6 +182,10 @@ std::string RenderSvg(const std::vector<PointResult>& points, const std::string&
     const PointSummary& s = p->summary;
     if (s.completed == 0) continue;
     ttft50.xy.emplace_back(s.output_throughput, s.ttft_ms.p50);
+    std::string label = RateLabel(s.request_rate).substr(5);  // "20/s", "inf"
+    if (s.max_concurrency > 0) label += " c" + std::to_string(s.max_concurrency);
+    ttft50.labels.push_back(label);
+    tpot50.labels.push_back(label);
     ttft99.xy.emplace_back(s.output_throughput, s.ttft_ms.p99);
     tpot50.xy.emplace_back(s.output_throughput, s.tpot_ms.p50);
     tpot99.xy.emplace_back(s.output_throughput, s.tpot_ms.p99);
@@ -192,8 +200,8 @@ std::string RenderSvg(const std::vector<PointResult>& points, const std::string&
       for (double d : x.itl_s) g.push_back(1e3 * d);
     }
     const std::string color = kColors[i % (sizeof kColors / sizeof kColors[0])];
-    ttft_cdf.series.push_back({RateLabel(points[i].summary.request_rate), color, false, false, Cdf(std::move(t))});
-    itl_cdf.series.push_back({RateLabel(points[i].summary.request_rate), color, false, false, Cdf(std::move(g))});
+    ttft_cdf.series.push_back({RateLabel(points[i].summary.request_rate), color, false, false, Cdf(std::move(t)), {}});
+    itl_cdf.series.push_back({RateLabel(points[i].summary.request_rate), color, false, false, Cdf(std::move(g)), {}});
   }
   const int width = 2 * kPanelW, height = 2 * kPanelH + 40;
   std::string o = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";

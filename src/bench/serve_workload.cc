@@ -41,7 +41,7 @@ std::string RandomText(Rng& rng, int n, const TokenCounter& counter) {
     return s;
   }
   // Random non-special ids, decoded; re-encoding may merge or split pieces, so correct
-  // the id count a few times towards the target (bounded: 4 rounds).
+  // the id count towards the target (bounded: 10 rounds; small vocabularies merge a lot).
   const uint64_t vocab = static_cast<uint64_t>(std::max(tok->vocab_size(), 1));
   auto draw_id = [&] {
     for (int tries = 0; tries < 16; ++tries) {
@@ -53,7 +53,7 @@ std::string RandomText(Rng& rng, int n, const TokenCounter& counter) {
   std::vector<int32_t> ids;
   for (int i = 0; i < n; ++i) ids.push_back(draw_id());
   std::string text;
-  for (int round = 0; round < 4; ++round) {
+  for (int round = 0; round < 10; ++round) {
     Result<std::string> t = tok->Decode(ids, /*skip_special_tokens=*/true);
     text = t.ok() ? *t : std::string();
     const int64_t c = counter.Count(text);
