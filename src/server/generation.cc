@@ -107,6 +107,9 @@ class GenerationResponse final : public AsyncResponse {
     finished_ = true;
     cancel_->CancelAll();
     ReleaseUnseen();
+    int64_t unfinished = 0;
+    for (const Choice& c : choices_) unfinished += c.finish == FinishReason::kNone ? 1 : 0;
+    ctx_->metrics.CountAborted(unfinished);
     // nginx's "client closed request": the client never saw a status.
     ctx_->metrics.CountHttp(spec_.endpoint, 499);
   }

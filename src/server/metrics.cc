@@ -116,6 +116,11 @@ void Metrics::ObserveCompletion(const RequestOutput& o, const std::vector<double
   gen_len_.Observe(static_cast<double>(n));
 }
 
+void Metrics::CountAborted(int64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  finished_["abort"] += static_cast<uint64_t>(n);
+}
+
 std::string Metrics::Render(const EngineStats& e, const ServerGauges& g) const {
   std::string out;
   out.reserve(16384);

@@ -53,6 +53,8 @@ class Metrics {
   // One finished completion (a final RequestOutput), with the token times of all its
   // deltas (EngineClock seconds) for inter-token latency.
   void ObserveCompletion(const RequestOutput& final_output, const std::vector<double>& token_times);
+  // Completions aborted because their client went away (no final output is read then).
+  void CountAborted(int64_t n);
 
   [[nodiscard]] std::string Render(const EngineStats& engine, const ServerGauges& server) const;
 
