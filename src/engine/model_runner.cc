@@ -17,7 +17,9 @@ class ModelForwardRunner final : public ModelRunner {
 
   Status AllocateKvCache(int64_t num_blocks, int block_size) override {
     const ModelConfig& c = model_.config();
-    ASSIGN_OR_RETURN(KvCache cache, KvCache::Create({c.num_layers, num_blocks, block_size, c.num_kv_heads, c.head_dim}));
+    // On the model's device: a CUDA step reads the cache from device memory.
+    ASSIGN_OR_RETURN(KvCache cache,
+                     KvCache::Create({c.num_layers, num_blocks, block_size, c.num_kv_heads, c.head_dim}, ctx_.device));
     cache_.emplace(std::move(cache));
     return OkStatus();
   }

@@ -18,9 +18,11 @@ const BlasLt& GetBlasLt() {
   return lt;
 }
 
-void* Scratch(int64_t bytes) {
-  static void* buf = nullptr;
-  static int64_t cap = 0;
+void* Scratch(int64_t bytes, ScratchSlot slot) {
+  static void* bufs[static_cast<int>(ScratchSlot::kCount)] = {};
+  static int64_t caps[static_cast<int>(ScratchSlot::kCount)] = {};
+  void*& buf = bufs[static_cast<int>(slot)];
+  int64_t& cap = caps[static_cast<int>(slot)];
   if (bytes > cap) {
     // Freeing waits for the device, so kernels still reading the old buffer finish first.
     if (buf != nullptr) TIDE_CUDA_CHECK(cudaFree(buf));

@@ -22,7 +22,11 @@ struct BlasLt {
 // CHECK-fails if cuBLASLt cannot start (only called once a CUDA op runs, so a device exists).
 const BlasLt& GetBlasLt();
 
-// At least `bytes` of device scratch; earlier contents are lost when it grows.
-void* Scratch(int64_t bytes);
+// Independent scratch regions, so that one op can hold several temporaries at once
+// (the matmul's split x and its partial products; attention's split partials).
+enum class ScratchSlot { kMatmulX = 0, kMatmulY = 1, kAttention = 2, kCount = 3 };
+
+// At least `bytes` of device scratch in `slot`; earlier contents are lost when it grows.
+void* Scratch(int64_t bytes, ScratchSlot slot = ScratchSlot::kMatmulX);
 
 }  // namespace tide::cuda

@@ -1,6 +1,7 @@
 // backend/cuda/cuda_api.h in a build without CUDA: nothing is available, every call
 // that would touch a device says so.
 #include "backend/cuda/cuda_api.h"
+#include "backend/cuda/limits.h"
 
 namespace tide::cuda {
 namespace {
@@ -25,5 +26,6 @@ Status Memset0(void*, int64_t, void*) { return NotBuilt(); }
 Status StreamSynchronize(void*) { return NotBuilt(); }
 Status MemInfo(int64_t*, int64_t*) { return NotBuilt(); }
 std::string DeviceName() { return ""; }
+Result<GpuLimits> MeasureGpuLimits() { return NotBuilt(); }
 
 }  // namespace tide::cuda

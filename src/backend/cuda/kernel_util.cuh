@@ -13,6 +13,19 @@ namespace tide::cuda {
 
 inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Multiprocessors of the current device (read once; the engine uses one device).
+inline int NumSms() {
+  static const int n = [] {
+    int dev = 0, sms = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+      cudaGetLastError();
+      return 100;
+    }
+    return sms;
+  }();
+  return n;
+}
+
 // One element of a weight row as f32. W is float, __half or __nv_bfloat16.
 template <typename W>
 __device__ __forceinline__ float ToF32(W v);

@@ -1,18 +1,30 @@
-// matmul on CUDA, two regimes as on the CPU:
+// matmul on CUDA, three regimes:
 //
-// * m <= kGemvRows (decode): a GEMV kernel, bandwidth-bound. One warp per weight row,
-//   16-byte weight loads (8 bf16/f16 or 4 f32 values), f32 activations read through
-//   L1 (every warp of a block reads the same x), f32 accumulation, a fixed shuffle
-//   tree per row: a row's result does not depend on m or on the other rows.
-// * m > kGemvRows (prefill): cuBLASLt on tensor cores. cuBLASLt multiplies operands of
-//   one type, and our activations are f32 while weights stay bf16/f16 as loaded, so x
-//   is split into three terms in the weight's type, x0 = round(x), x1 = round(x - x0),
-//   x2 = round(x - x0 - x1), and y = W·x0 + W·x1 + W·x2 (three GEMMs, f32
-//   accumulation). Three bf16 terms carry all 24 mantissa bits of x (two carried 16,
-//   and the golden fixtures measured 1e-4..3e-4 logprob error with two, against
-//   ~1e-5 on the CPU); the weights are exact, so the product matches an f32-activation
-//   GEMM at three times the tensor-core work — the price of f32 activations until the
-//   model runs bf16 activations. f32 weights use one f32 GEMM (CUBLAS_COMPUTE_32F, no TF32).
+// * m <= kGemvRows (decode, small batches): a GEMV kernel, bandwidth-bound. The block
+//   stages x (f32) in shared memory, one k-tile at a time (all of k when it fits), and
+//   each warp streams R weight rows with 16-byte loads issued 16 per lane before their
+//   first use (a whole 4096-wide bf16 row per warp; ptxas reports 40 registers for the
+//   one-row case, so whether all 16 stay in flight is to be checked in SASS), so the
+//   memory system sees enough requests to run at its bandwidth; every x value read from
+//   shared memory serves R rows. Lane l owns
+//   the 16-byte columns l, l + 32, ... of each row in that order and the 32 lane sums
+//   meet in a fixed shuffle tree, so a row's result is bit-identical for any m, tile
+//   size, R or neighbouring rows (batch invariance).
+// * kGemvRows < m <= kConcatRows (decode, larger batches): cuBLASLt on tensor cores with
+//   x split into three terms of the weight's type (below) stacked as 3m columns of one
+//   GEMM, so the weights stream from memory once; a small kernel adds the three partial
+//   products (and the bias).
+// * m > kConcatRows (prefill): three cuBLASLt GEMMs, one per term, accumulating in y.
+//
+// The split: cuBLASLt multiplies operands of one type, and our activations are f32
+// while weights stay bf16/f16 as loaded, so x is split into three terms in the weight's
+// type, x0 = round(x), x1 = round(x - x0), x2 = round(x - x0 - x1), and
+// y = W·x0 + W·x1 + W·x2 (f32 accumulation). Three bf16 terms carry all 24 mantissa
+// bits of x (two carried 16, and the golden fixtures measured 1e-4..3e-4 logprob error
+// with two, against ~1e-5 on the CPU); the weights are exact, so the product matches an
+// f32-activation GEMM at three times the tensor-core work — the price of f32
+// activations until the model runs bf16 activations. f32 weights use one f32 GEMM
+// (CUBLAS_COMPUTE_32F, no TF32).
 //
 // Quantised weights (q8_0/q4_0) are widened to f32 when the model moves to the GPU,
 // so this file never sees them.
@@ -28,7 +40,9 @@ namespace tide {
 namespace {
 
 constexpr int kGemvRows = 8;        // x rows per GEMV pass (accumulators per lane)
-constexpr int kGemvWarps = 8;       // weight rows per block
+constexpr int kGemvWarps = 8;       // warps per GEMV block
+constexpr int kConcatRows = 64;     // up to here the split terms share one GEMM
+constexpr int kGemvSmemBytes = 64 << 10;  // x tile in shared memory (opt-in above 48 KB)
 
 template <typename W>
 struct Vec16;  // 16 bytes of W, widened to f32
@@ -54,6 +68,29 @@ template <>
 struct Vec16<__half> : Vec16Half<__half> {};
 template <>
 struct Vec16<__nv_bfloat16> : Vec16Half<__nv_bfloat16> {};
+
+// A 16-byte weight load that skips L1 (each weight is read once). volatile keeps the
+// loads of a sweep in program order (see GemvSweep for why they must all go first).
+__device__ __forceinline__ uint4 LoadStream(const void* p) {
+  uint4 v;
+  asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+// 16 raw bytes of W (kept packed in registers while loads are in flight), widened on use.
+template <typename W>
+__device__ __forceinline__ void Expand(const uint4& v, float* out) {
+  if constexpr (std::is_same_v<W, float>) {
+    out[0] = __uint_as_float(v.x), out[1] = __uint_as_float(v.y), out[2] = __uint_as_float(v.z),
+    out[3] = __uint_as_float(v.w);
+  } else {
+    const W* h = reinterpret_cast<const W*>(&v);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) out[i] = cuda::ToF32(h[i]);
+  }
+}
 
 // y[r0 + r, j] for r < min(kGemvRows, m - r0), one warp per j. `vec` = rows of x and w
 // are 16-byte aligned, so the vector loop covers k up to a multiple of the vector width.
@@ -118,6 +155,161 @@ void LaunchGemv(const MatmulParams& p, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>(cuda::CeilDiv(p.n, kGemvWarps)), static_cast<unsigned>(cuda::CeilDiv(p.m, kGemvRows)));
   GemvKernel<W><<<grid, kGemvWarps * 32, 0, s>>>(p.x, p.w.as<const W>(), p.bias, p.y, p.m, p.n, p.k, vec);
   TIDE_CUDA_LAUNCHED("matmul (gemv)");
+}
+
+// Folds weight vectors c, c + 32 kV, ... of the tile into acc, U of them per row at a
+// time (all U x R loads issued before the first use), while U more fit before `len`.
+// Returns the first column not done.
+template <typename W, int M, int R, int U>
+__device__ __forceinline__ int GemvSweep(int c, int len, int kt, const W* const (&wt)[R], const float* xs,
+                                         float (&acc)[R][M]) {
+  constexpr int kV = Vec16<W>::kN;
+  for (; c + (U - 1) * 32 * kV < len; c += U * 32 * kV) {
+    uint4 raw[U][R];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int r = 0; r < R; ++r) raw[u][r] = LoadStream(wt[r] + c + u * 32 * kV);
+    // Pin every loaded value here, so no use (and no load's register reuse) is scheduled
+    // between the loads: all U x R requests are in flight together.
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        asm volatile("" : "+r"(raw[u][r].x), "+r"(raw[u][r].y), "+r"(raw[u][r].z), "+r"(raw[u][r].w));
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      float wv[R][kV];
+#pragma unroll
+      for (int r = 0; r < R; ++r) Expand<W>(raw[u][r], wv[r]);
+#pragma unroll
+      for (int i = 0; i < M; ++i) {
+        const float* xp = xs + i * kt + c + u * 32 * kV;
+#pragma unroll
+        for (int e = 0; e < kV; e += 4) {
+          const float4 xv = *reinterpret_cast<const float4*>(xp + e);
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            acc[r][i] = fmaf(wv[r][e], xv.x, acc[r][i]);
+            acc[r][i] = fmaf(wv[r][e + 1], xv.y, acc[r][i]);
+            acc[r][i] = fmaf(wv[r][e + 2], xv.z, acc[r][i]);
+            acc[r][i] = fmaf(wv[r][e + 3], xv.w, acc[r][i]);
+          }
+        }
+      }
+    }
+  }
+  return c;
+}
+
+// The tiled GEMV (see the top of the file). M = x rows the accumulators are sized for
+// (m <= M; rows past m are zero in shared memory and never stored), R = weight rows per
+// warp. REQUIRES: k a multiple of the vector width, x and w 16-byte aligned rows, and kt
+// a multiple of 32 vectors (so lane column ownership does not depend on kt).
+template <typename W, int M, int R>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    GemvTiledKernel(const float* __restrict__ x, const W* __restrict__ w, const float* __restrict__ bias,
+                    float* __restrict__ y, int m, int64_t n, int64_t k, int kt) {
+  extern __shared__ float4 xs4[];
+  float* xs = reinterpret_cast<float*>(xs4);  // [M][kt]
+  constexpr int kV = Vec16<W>::kN;
+  const int lane = threadIdx.x % 32;
+  const int64_t j0 = (static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / 32) * R;
+  // Rows past n read row n - 1 (valid memory) and are never stored: no predicated loads.
+  const W* wr[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) wr[r] = w + (j0 + r < n ? j0 + r : n - 1) * k;
+  float acc[R][M];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int i = 0; i < M; ++i) acc[r][i] = 0.f;
+
+  for (int64_t k0 = 0; k0 < k; k0 += kt) {
+    const int len = static_cast<int>(k - k0 < kt ? k - k0 : kt);
+    __syncthreads();  // the previous tile is consumed
+    for (int i = 0; i < M; ++i) {
+      for (int c = threadIdx.x * 4; c < len; c += kGemvWarps * 32 * 4) {
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (i < m) v = __ldg(reinterpret_cast<const float4*>(x + i * k + k0 + c));
+        *reinterpret_cast<float4*>(xs + i * kt + c) = v;
+      }
+    }
+    __syncthreads();
+    if (j0 >= n) continue;  // no rows for this warp (it still meets the barriers)
+    const W* wt[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) wt[r] = wr[r] + k0;
+    // 16 loads in flight per lane (U per row), then 4 at a time for a long row's rest,
+    // then one: the same columns in the same order whatever the split.
+    constexpr int U = 16 / R;
+    int c = lane * kV;
+    c = GemvSweep<W, M, R, U>(c, len, kt, wt, xs, acc);
+    if constexpr (U > 4) c = GemvSweep<W, M, R, 4>(c, len, kt, wt, xs, acc);
+    GemvSweep<W, M, R, 1>(c, len, kt, wt, xs, acc);
+  }
+  if (j0 >= n) return;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int i = 0; i < M; ++i) {
+      const float s = cuda::WarpSum(acc[r][i]);
+      if (lane == 0 && i < m && j0 + r < n) y[i * n + j0 + r] = s + (bias != nullptr ? bias[j0 + r] : 0.f);
+    }
+  }
+}
+
+template <typename W, int M, int R>
+void LaunchGemvTiled(const MatmulParams& p, cudaStream_t s) {
+  constexpr int kV = Vec16<W>::kN;
+  constexpr int kStep = 32 * kV;  // tile sizes are multiples of one warp-wide sweep
+  static bool raised = false;
+  if (!raised) {
+    const cudaError_t e = cudaFuncSetAttribute(GemvTiledKernel<W, M, R>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               kGemvSmemBytes);
+    if (e != cudaSuccess) cuda::NoteLaunchError(e, "matmul (gemv shared memory limit)");
+    raised = true;
+  }
+  const int64_t k_round = cuda::CeilDiv(p.k, kStep) * kStep;
+  const int64_t kt_max = kGemvSmemBytes / (4 * M) / kStep * kStep;
+  const int kt = static_cast<int>(k_round < kt_max ? k_round : kt_max);
+  const size_t smem = static_cast<size_t>(M) * kt * 4;
+  const auto blocks = static_cast<unsigned>(cuda::CeilDiv(p.n, int64_t{kGemvWarps} * R));
+  GemvTiledKernel<W, M, R><<<blocks, kGemvWarps * 32, smem, s>>>(p.x, p.w.as<const W>(), p.bias, p.y,
+                                                                  static_cast<int>(p.m), p.n, p.k, kt);
+  TIDE_CUDA_LAUNCHED("matmul (gemv)");
+}
+
+template <typename W, int M>
+void LaunchGemvTiledRows(const MatmulParams& p, cudaStream_t s) {
+  // Four rows per warp share each x read from shared memory (which bounds the kernel
+  // once x has several rows), but leave too few blocks for small n and one x row; one
+  // row per warp then spreads the matrix over every multiprocessor.
+  if (M >= 4 || p.n >= int64_t{kGemvWarps} * 4 * cuda::NumSms()) {
+    LaunchGemvTiled<W, M, 4>(p, s);
+  } else {
+    LaunchGemvTiled<W, M, 1>(p, s);
+  }
+}
+
+template <typename W>
+void LaunchGemvAny(const MatmulParams& p, cudaStream_t s) {
+  constexpr int kV = Vec16<W>::kN;
+  const bool vec = p.k % kV == 0 && p.k % 4 == 0 && reinterpret_cast<uintptr_t>(p.w.data) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
+  if (!vec || p.m > kGemvRows) {
+    LaunchGemv<W>(p, s);
+    return;
+  }
+  if (p.m == 1) {
+    LaunchGemvTiledRows<W, 1>(p, s);
+  } else if (p.m == 2) {
+    LaunchGemvTiledRows<W, 2>(p, s);
+  } else if (p.m <= 4) {
+    LaunchGemvTiledRows<W, 4>(p, s);
+  } else {
+    LaunchGemvTiledRows<W, 8>(p, s);
+  }
 }
 
 template <typename H>
@@ -198,27 +390,58 @@ bool LtSplitGemm(const MatmulParams& p, cudaDataType_t type, cudaStream_t s) {
   return true;
 }
 
+// y[i, j] = p0[i, j] + p1[i, j] + p2[i, j] (+ bias[j]): the three partial products of
+// the stacked GEMM, summed in term order.
+__global__ void SumTermsKernel(const float* __restrict__ parts, const float* __restrict__ bias, float* __restrict__ y,
+                               int64_t mn, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= mn) return;
+  float v = parts[i] + parts[mn + i];
+  v += parts[2 * mn + i];
+  if (bias != nullptr) v += bias[i % n];
+  y[i] = v;
+}
+
+// kGemvRows < m <= kConcatRows: one GEMM over the 3m stacked term rows (the weights are
+// read once), then the sum. False when cuBLASLt offers no algorithm.
+template <typename H>
+bool LtConcatGemm(const MatmulParams& p, cudaDataType_t type, cudaStream_t s) {
+  const int64_t mk = p.m * p.k;
+  auto* parts = static_cast<H*>(cuda::Scratch(3 * mk * static_cast<int64_t>(sizeof(H)), cuda::ScratchSlot::kMatmulX));
+  auto* prod = static_cast<float*>(cuda::Scratch(3 * p.m * p.n * 4, cuda::ScratchSlot::kMatmulY));
+  constexpr int kThreads = 256;
+  SplitKernel<H><<<static_cast<unsigned>(cuda::CeilDiv(mk, kThreads)), kThreads, 0, s>>>(p.x, parts, mk, mk);
+  TIDE_CUDA_LAUNCHED("matmul (split x)");
+  if (!LtGemm(type, p.w.data, parts, prod, 3 * p.m, p.n, p.k, 0.f, s)) return false;
+  SumTermsKernel<<<static_cast<unsigned>(cuda::CeilDiv(p.m * p.n, kThreads)), kThreads, 0, s>>>(prod, p.bias, p.y,
+                                                                                             p.m * p.n, p.n);
+  TIDE_CUDA_LAUNCHED("matmul (sum terms)");
+  return true;
+}
+
 }  // namespace
 
 void MatmulCuda(const MatmulParams& p, void* stream) {
   cudaStream_t s = cuda::AsStream(stream);
   if (p.m > kGemvRows) {
     bool done = false;
+    // Rows of x are k elements; the stacked terms need 16-byte aligned rows.
+    const bool concat = p.m <= kConcatRows && p.k % 8 == 0;
     switch (p.w.dtype) {
       case DType::kF32:
         done = LtGemm(CUDA_R_32F, p.w.data, p.x, p.y, p.m, p.n, p.k, 0.f, s);
         break;
       case DType::kF16:
-        done = LtSplitGemm<__half>(p, CUDA_R_16F, s);
+        done = concat ? LtConcatGemm<__half>(p, CUDA_R_16F, s) : LtSplitGemm<__half>(p, CUDA_R_16F, s);
         break;
       case DType::kBF16:
-        done = LtSplitGemm<__nv_bfloat16>(p, CUDA_R_16BF, s);
+        done = concat ? LtConcatGemm<__nv_bfloat16>(p, CUDA_R_16BF, s) : LtSplitGemm<__nv_bfloat16>(p, CUDA_R_16BF, s);
         break;
       default:
         break;
     }
     if (done) {
-      if (p.bias != nullptr) {
+      if (p.bias != nullptr && !(concat && p.w.dtype != DType::kF32)) {
         BiasKernel<<<static_cast<unsigned>(cuda::CeilDiv(p.m * p.n, 256)), 256, 0, s>>>(p.y, p.bias, p.m, p.n);
         TIDE_CUDA_LAUNCHED("matmul (bias)");
       }
@@ -228,13 +451,13 @@ void MatmulCuda(const MatmulParams& p, void* stream) {
   }
   switch (p.w.dtype) {
     case DType::kF32:
-      LaunchGemv<float>(p, s);
+      LaunchGemvAny<float>(p, s);
       return;
     case DType::kF16:
-      LaunchGemv<__half>(p, s);
+      LaunchGemvAny<__half>(p, s);
       return;
     case DType::kBF16:
-      LaunchGemv<__nv_bfloat16>(p, s);
+      LaunchGemvAny<__nv_bfloat16>(p, s);
       return;
     default:
       TIDE_CHECK(false && "matmul (CUDA): quantised weights are widened to f32 at load");

@@ -12,12 +12,12 @@
 namespace tide {
 namespace {
 
-// Tolerance. The GEMV path (m <= 8) multiplies exact weights by exact f32 activations
+// Tolerance. The GEMV paths (m <= 8) multiply exact weights by exact f32 activations
 // with f32 accumulation: error ~ sqrt(k)·2^-24·Σ|w·x| (random signs), far under 1e-6 of
-// Σ|w·x|. The cuBLASLt path (m > 8) splits x into two bf16/f16 halves whose sum keeps
-// ~16 mantissa bits (relative error ≤ 2^-17 per element, so ≤ 2^-17·Σ|w·x| ≈ 7.6e-6
-// in the worst case of equal signs) and accumulates in f32 on the tensor cores. 2e-5 of
-// Σ|w·x| bounds both with margin; a missed element or a wrong row is O(1) of it.
+// Σ|w·x|. The cuBLASLt paths (m > 8) split x into three bf16/f16 terms that carry all
+// of its bits and accumulate in f32 on the tensor cores (at worst 2^-17·Σ|w·x| ≈ 7.6e-6
+// if the last term were lost). 2e-5 of Σ|w·x| bounds both with margin; a missed element
+// or a wrong row is O(1) of it.
 constexpr double kRelTol = 2e-5;
 
 TEST(MatmulCudaTest, MatchesRefForEveryDeviceWeightType) {
@@ -26,7 +26,12 @@ TEST(MatmulCudaTest, MatchesRefForEveryDeviceWeightType) {
   struct Case { int64_t m, n, k; };
   const Case cases[] = {{1, 1, 1},     {1, 7, 13},     {1, 64, 96},    {2, 33, 40},   {3, 17, 31},
                         {8, 50, 264},  {1, 4096, 512}, {4, 1000, 2048}, {9, 64, 128}, {13, 49, 129},
-                        {32, 97, 256}, {65, 101, 1030}, {300, 512, 768}, {130, 20, 520}};
+                        {32, 97, 256}, {65, 101, 1030}, {300, 512, 768}, {130, 20, 520},
+                        // tiled GEMV: k past one shared-memory tile (m = 5..8 tiles at 2048),
+                        // four rows per warp with a partial last warp (n >= 8 * 4 * SMs)
+                        {6, 40, 4104},  {1, 4300, 256}, {8, 4300, 128}, {5, 4301, 72},
+                        // stacked-term GEMM (8 < m <= 64)
+                        {64, 300, 512}, {17, 130, 64}};
   for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
     for (const Case& c : cases) {
       for (bool with_bias : {false, true}) {
@@ -71,6 +76,40 @@ TEST(MatmulCudaTest, MatchesRefForEveryDeviceWeightType) {
           }
         }
       }
+    }
+  }
+}
+
+// The GEMV is batch-invariant: row i of y is bit-identical whether x has 1 row or 8
+// (the kernel's accumulator count, tile size and rows per warp change with m and n).
+TEST(MatmulCudaTest, GemvBatchInvariant) {
+  TIDE_REQUIRE_CUDA();
+  Rng rng(10);
+  for (const int64_t n : {int64_t{96}, int64_t{4300}}) {
+    const int64_t m = 8, k = 14336;
+    std::vector<float> wf(static_cast<size_t>(n * k)), x(static_cast<size_t>(m * k));
+    for (float& f : wf) f = rng.Uniform(-1.f, 1.f);
+    for (float& f : x) f = rng.Uniform(-2.f, 2.f);
+    std::vector<uint8_t> w(static_cast<size_t>(n * k * 2));
+    QuantizeRow(DType::kBF16, wf.data(), w.data(), n * k);
+    DeviceBuffer dx = testing::Upload(x), dw = testing::Upload(w);
+    auto run = [&](int64_t rows, int64_t first) {
+      DeviceBuffer dy = testing::Upload(std::vector<float>(static_cast<size_t>(rows * n), std::numeric_limits<float>::quiet_NaN()));
+      MatmulParams d;
+      d.x = dx.as<float>() + first * k;
+      d.w = Tensor{DType::kBF16, Shape{n, k}, dw.data()};
+      d.y = dy.as<float>();
+      d.m = rows;
+      d.n = n;
+      d.k = k;
+      Matmul(testing::CudaCtx(), d);
+      return testing::Download<float>(dy, static_cast<size_t>(rows * n));
+    };
+    const std::vector<float> all = run(m, 0);
+    for (int64_t i = 0; i < m; ++i) {
+      const std::vector<float> one = run(1, i);
+      for (int64_t j = 0; j < n; ++j)
+        ASSERT_EQ(one[static_cast<size_t>(j)], all[static_cast<size_t>(i * n + j)]) << "n=" << n << " row " << i << " col " << j;
     }
   }
 }

@@ -1,0 +1,138 @@
+// cuda_decode_bench: the decode step's kernels one by one at Llama-3-8B shapes (bf16
+// weights, f32 activations and KV cache), each timed alone over rotating copies of its
+// weights (cold in L2, as in the model) and reported as µs and GB/s of bytes that must
+// be read. Their sum per step, beside the measured step time of `tide bench forward
+// --device cuda`, splits the step into kernel time and everything else (launch gaps,
+// host work, copies). Plain C++: reaches the GPU through the op dispatchers.
+#include <algorithm>
+#include <chrono>
+#include <utility>
+#include <cstdio>
+#include <vector>
+
+#include "backend/device_memory.h"
+#include "base/rng.h"
+#include "ops/attention/attention.h"
+#include "ops/matmul/matmul.h"
+#include "ops/rms_norm/rms_norm.h"
+#include "tensor/dtype.h"
+
+namespace tide {
+namespace {
+
+const ExecContext kCtx{.device = DeviceKind::kCuda};
+
+DeviceBuffer Random(int64_t bytes, uint64_t seed) {
+  std::vector<uint16_t> h(static_cast<size_t>(bytes / 2));
+  Rng rng(seed);
+  for (auto& v : h) v = static_cast<uint16_t>(0x3C00u | (rng.NextU64() & 0x80FFu));  // small bf16/f32 halves, never 0
+  DeviceBuffer b = DeviceBuffer::Allocate(DeviceKind::kCuda, bytes).value();
+  (void)CopyToDevice(kCtx, b.data(), h.data(), bytes);
+  return b;
+}
+
+// Seconds per call, averaged over `reps` back-to-back calls after 3 warm-ups.
+template <typename F>
+double Time(F fn, int reps = 50) {
+  for (int i = 0; i < 3; ++i) fn(i);
+  (void)Synchronize(kCtx);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) fn(i);
+  (void)Synchronize(kCtx);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+}
+
+int Main() {
+  std::string why;
+  if (!CudaAvailable(&why)) {
+    std::printf("no GPU: %s\n", why.c_str());
+    return 0;
+  }
+  const int64_t hidden = 4096, inter = 14336, vocab = 128256, q_dim = 4096, kv_dim = 1024;
+  struct Mm {
+    const char* name;
+    int64_t n, k;
+    int per_layer;
+  };
+  const Mm mms[] = {{"q", q_dim, hidden, 1},   {"k|v", kv_dim, hidden, 2}, {"o", hidden, q_dim, 1},
+                    {"gate|up", inter, hidden, 2}, {"down", hidden, inter, 1}, {"lm_head", vocab, hidden, 0}};
+  DeviceBuffer x = Random(int64_t{64} * inter * 4, 1), y = Random(int64_t{64} * vocab * 4, 2);
+  std::printf("%-9s %5s | %9s %8s\n", "op", "m", "us", "GB/s");
+  for (int m : {1, 8, 32, 64}) {
+    double layer_s = 0, head_s = 0;
+    for (const Mm& mm : mms) {
+      const int64_t bytes = mm.n * mm.k * 2;
+      const int copies = static_cast<int>(std::max<int64_t>(2, (int64_t{256} << 20) / bytes + 1));
+      std::vector<DeviceBuffer> ws;
+      for (int c = 0; c < copies; ++c) ws.push_back(Random(bytes, 10 + c));
+      const double s = Time([&](int i) {
+        MatmulParams p;
+        p.x = x.as<float>();
+        p.w = Tensor{DType::kBF16, Shape{mm.n, mm.k}, ws[static_cast<size_t>(i % copies)].data()};
+        p.y = y.as<float>();
+        p.m = m;
+        p.n = mm.n;
+        p.k = mm.k;
+        Matmul(kCtx, p);
+      });
+      std::printf("%-9s %5d | %9.1f %8.0f\n", mm.name, m, s * 1e6, static_cast<double>(bytes) / s / 1e9);
+      if (mm.per_layer > 0) layer_s += mm.per_layer * s;
+      else head_s = s;
+    }
+    for (int ctx : {160, 1040}) {
+      // One layer's cache for m sequences of ctx tokens, block size 16.
+      const int bs = 16, blocks_per_seq = (ctx + bs - 1) / bs;
+      const int64_t num_blocks = int64_t{m} * blocks_per_seq;
+      const int64_t cache_bytes = num_blocks * bs * kv_dim * 4;
+      DeviceBuffer kc = Random(cache_bytes, 3), vc = Random(cache_bytes, 4), out = Random(int64_t{m} * q_dim * 4, 5);
+      std::vector<int32_t> q_start(static_cast<size_t>(m) + 1), kv_len(static_cast<size_t>(m), ctx), table(static_cast<size_t>(num_blocks));
+      for (int i = 0; i <= m; ++i) q_start[static_cast<size_t>(i)] = i;
+      for (int64_t i = 0; i < num_blocks; ++i) table[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+      DeviceBuffer dq = DeviceBuffer::Allocate(DeviceKind::kCuda, 4 * (m + 1)).value();
+      DeviceBuffer dk = DeviceBuffer::Allocate(DeviceKind::kCuda, 4 * m).value();
+      DeviceBuffer dt = DeviceBuffer::Allocate(DeviceKind::kCuda, 4 * num_blocks).value();
+      (void)CopyToDevice(kCtx, dq.data(), q_start.data(), 4 * (m + 1));
+      (void)CopyToDevice(kCtx, dk.data(), kv_len.data(), 4 * m);
+      (void)CopyToDevice(kCtx, dt.data(), table.data(), 4 * num_blocks);
+      AttentionParams ap;
+      ap.q = x.as<float>();
+      ap.k_cache = kc.as<float>();
+      ap.v_cache = vc.as<float>();
+      ap.out = out.as<float>();
+      ap.q_start = dq.as<int32_t>();
+      ap.kv_len = dk.as<int32_t>();
+      ap.block_table = dt.as<int32_t>();
+      ap.n_seqs = m;
+      ap.max_blocks_per_seq = blocks_per_seq;
+      ap.n_tokens = m;
+      ap.num_blocks = num_blocks;
+      ap.n_heads = 32;
+      ap.n_kv_heads = 8;
+      ap.head_dim = 128;
+      ap.block_size = bs;
+      ap.scale = 0.088f;
+      const double s = Time([&](int) { Attention(kCtx, ap); });
+      char name[32];
+      std::snprintf(name, sizeof name, "attn@%d", ctx);
+      std::printf("%-9s %5d | %9.1f %8.0f\n", name, m, s * 1e6, 2.0 * static_cast<double>(cache_bytes) / s / 1e9);
+      if (ctx == 1040) {
+        const double norm = Time([&](int) { RmsNorm(kCtx, RmsNormParams{y.as<float>(), x.as<float>(), x.as<float>() + 8 * hidden, y.as<float>() + 8 * hidden, m, hidden, 1e-5f}); });
+        std::printf("%-9s %5d | %9.1f\n", "rms_norm", m, norm * 1e6);
+        std::printf("=> m=%d: 32 layers x (matmuls %.0f us + attention@1040 %.0f us) + lm_head %.0f us = %.2f ms of "
+                    "the kernels that must read memory\n",
+                    m, layer_s * 1e6, s * 1e6, head_s * 1e6, (32 * (layer_s + s) + head_s) * 1e3);
+      }
+    }
+  }
+  Status st = Synchronize(kCtx);
+  if (!st.ok()) {
+    std::printf("device error: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace tide
+
+int main() { return tide::Main(); }
