@@ -1,6 +1,6 @@
 // tide bench forward: engine-level prefill and decode speed, each as a fraction of the
 // machine limit measured in the same run (memory read bandwidth for decode, FMA peak
-// for prefill).
+// for prefill; with --device cuda, the GPU's read bandwidth and bf16 GEMM rate).
 // tide bench offline: the engine under a batch of requests submitted at once
 // (continuous batching across --max-num-seqs values; prefix cache off/on).
 // tide bench serve: an HTTP load generator for any OpenAI-compatible server (src/bench/).
@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "backend/cpu/thread_pool.h"
+#include "backend/cuda/limits.h"
+#include "backend/device_memory.h"
 #include "base/file.h"
 #include "base/rng.h"
 #include "bench/machine_limits.h"
@@ -43,6 +45,34 @@ struct BenchArgs {
   int prompt_len = 128;
   int decode_steps = 32;
   int threads = 0;
+  std::string device = "cpu";
+};
+
+// The runner under test, timing its decode forwards (a step with one token per
+// sequence): on CUDA the engine step also holds host sampling, so the GPU step is
+// reported beside it.
+class TimedRunner final : public ModelRunner {
+ public:
+  explicit TimedRunner(std::unique_ptr<ModelRunner> inner) : inner_(std::move(inner)) {}
+  const ModelConfig& config() const override { return inner_->config(); }
+  int64_t kv_bytes_per_token() const override { return inner_->kv_bytes_per_token(); }
+  Status AllocateKvCache(int64_t num_blocks, int block_size) override {
+    return inner_->AllocateKvCache(num_blocks, block_size);
+  }
+  Status Forward(const ForwardBatch& batch, std::vector<float>* logits) override {
+    const double t0 = EngineClock();
+    Status s = inner_->Forward(batch, logits);
+    if (batch.num_tokens() == batch.num_seqs()) {
+      decode_seconds += EngineClock() - t0;
+      ++decode_steps;
+    }
+    return s;
+  }
+  double decode_seconds = 0;
+  int64_t decode_steps = 0;
+
+ private:
+  std::unique_ptr<ModelRunner> inner_;
 };
 
 Result<std::string> BenchModelPath(const BenchArgs& a) {
@@ -85,11 +115,33 @@ Status Run(const BenchArgs& a) {
       batches.push_back(b);
     }
   }
+  if (a.device != "cpu" && a.device != "cuda") return InvalidArgument("--device must be cpu or cuda, got " + a.device);
+  const bool gpu = a.device == "cuda";
+  if (gpu) {
+    std::string why;
+    if (!CudaAvailable(&why)) return Unimplemented("--device cuda: " + why);
+  }
   ASSIGN_OR_RETURN(std::string path, BenchModelPath(a));
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(path));
   const ModelConfig& c = model->config();
-  std::fprintf(stderr, "[tide] measuring machine limits (%d threads)...\n", pool.num_threads());
-  ASSIGN_OR_RETURN(MachineLimits lim, MeasureMachineLimits(pool));
+  ExecContext ctx;
+  ctx.pool = &pool;
+  MachineLimits lim;
+  if (gpu) {
+    ctx.device = DeviceKind::kCuda;
+    std::fprintf(stderr, "[tide] measuring %s: read bandwidth, copy, bf16 GEMM...\n", CudaDeviceName().c_str());
+    ASSIGN_OR_RETURN(cuda::GpuLimits g, cuda::MeasureGpuLimits());
+    std::fprintf(stderr, "[tide] moving the weights to the GPU...\n");
+    RETURN_IF_ERROR(model->PlaceOn(ctx));
+    lim.mem_read_bytes_per_s = g.read_bytes_per_s;
+    lim.fma_f32_flops_per_s = g.bf16_gemm_flops_per_s;
+    std::printf("gpu: %s, read %.0f GB/s, d2d copy %.0f GB/s (read + write), bf16 GEMM %.0f TFLOP/s\n",
+                CudaDeviceName().c_str(), g.read_bytes_per_s / 1e9, g.copy_bytes_per_s / 1e9,
+                g.bf16_gemm_flops_per_s / 1e12);
+  } else {
+    std::fprintf(stderr, "[tide] measuring machine limits (%d threads)...\n", pool.num_threads());
+    ASSIGN_OR_RETURN(lim, MeasureMachineLimits(pool));
+  }
 
   // Bytes every decode step must read: every weight matrix once (the embedding table is
   // only gathered, unless it doubles as the LM head).
@@ -105,12 +157,13 @@ Status Run(const BenchArgs& a) {
 
   std::printf("model: %s (%s, %.1f M params, weights %s)\n", path.c_str(), c.architecture.c_str(),
               static_cast<double>(c.NumParameters()) / 1e6, FormatBytes(static_cast<double>(weight_bytes)).c_str());
-  std::printf("machine: %d threads, memory read %.2f GB/s, f32 FMA peak %.1f GFLOP/s\n", lim.num_threads,
-              lim.mem_read_bytes_per_s / 1e9, lim.fma_f32_flops_per_s / 1e9);
-  std::printf("%-6s %-7s | %12s %10s | %12s %10s\n", "batch", "prompt", "prefill tok/s", "of peak", "decode tok/s",
+  if (!gpu)
+    std::printf("machine: %d threads, memory read %.2f GB/s, f32 FMA peak %.1f GFLOP/s\n", lim.num_threads,
+                lim.mem_read_bytes_per_s / 1e9, lim.fma_f32_flops_per_s / 1e9);
+  std::printf("%-6s %-7s | %12s %10s | %12s %10s", "batch", "prompt", "prefill tok/s", "of peak", "decode tok/s",
               "of floor");
-  ExecContext ctx;
-  ctx.pool = &pool;
+  if (gpu) std::printf(" | %12s %10s %9s", "forward tok/s", "of floor", "ms/step");
+  std::printf("\n");
   for (int bsz : batches) {
     std::vector<Request> reqs(static_cast<size_t>(bsz));
     Rng rng(static_cast<uint64_t>(bsz));
@@ -128,7 +181,7 @@ Status Run(const BenchArgs& a) {
     eo.max_num_batched_tokens = std::max(512, bsz);
     eo.max_model_len = a.prompt_len + a.decode_steps + 1;
     eo.num_kv_blocks = int64_t{bsz} * ((eo.max_model_len + eo.block_size - 1) / eo.block_size);
-    std::unique_ptr<ModelRunner> runner = MakeModelRunner(*model, ctx);
+    auto runner = std::make_unique<TimedRunner>(MakeModelRunner(*model, ctx));
     ASSIGN_OR_RETURN(std::unique_ptr<EngineCore> core, EngineCore::Create(*runner, nullptr, eo));
     std::vector<Request> engine_reqs;
     for (size_t i = 0; i < reqs.size(); ++i) {
@@ -152,12 +205,23 @@ Status Run(const BenchArgs& a) {
     const double step_s = st.decode_step_seconds / static_cast<double>(std::max<int64_t>(st.num_decode_steps, 1));
     const double decode_tps = bsz / step_s;
     const double decode_frac = step_bytes / step_s / lim.mem_read_bytes_per_s;
-    std::printf("%-6d %-7d | %12.1f %9.1f%% | %12.1f %9.1f%%\n", bsz, a.prompt_len, prefill_tps, 100 * prefill_frac,
+    std::printf("%-6d %-7d | %12.1f %9.1f%% | %12.1f %9.1f%%", bsz, a.prompt_len, prefill_tps, 100 * prefill_frac,
                 decode_tps, 100 * decode_frac);
+    if (gpu) {
+      const double fwd_s = runner->decode_seconds / static_cast<double>(std::max<int64_t>(runner->decode_steps, 1));
+      std::printf(" | %12.1f %9.1f%% %9.3f", bsz / fwd_s, 100 * step_bytes / fwd_s / lim.mem_read_bytes_per_s, 1e3 * fwd_s);
+    }
+    std::printf("\n");
     std::fflush(stdout);
   }
-  std::printf("decode floor = (weight bytes + KV bytes read) per step / measured bandwidth; "
-              "prefill peak = measured f32 FMA rate\n");
+  if (gpu) {
+    std::printf("decode floor = (weight bytes + KV bytes read) per step / measured read bandwidth; prefill peak = "
+                "measured bf16 GEMM rate (cuBLASLt); decode = engine step (GPU forward + host sampling), forward = "
+                "the model step alone (GPU work, logits to the host)\n");
+  } else {
+    std::printf("decode floor = (weight bytes + KV bytes read) per step / measured bandwidth; "
+                "prefill peak = measured f32 FMA rate\n");
+  }
   return OkStatus();
 }
 
@@ -296,6 +360,7 @@ void AddBenchCommand(CLI::App& app) {
   fwd->add_option("--prompt-len", a->prompt_len, "Prompt tokens per sequence")->capture_default_str()->check(CLI::PositiveNumber);
   fwd->add_option("--decode-steps", a->decode_steps, "Decode steps timed")->capture_default_str()->check(CLI::PositiveNumber);
   fwd->add_option("--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  fwd->add_option("--device", a->device, "Where the model runs: cpu or cuda")->capture_default_str();
   fwd->callback([a] {
     Status s = Run(*a);
     if (!s.ok()) {
