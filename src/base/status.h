@@ -55,6 +55,15 @@ class [[nodiscard]] Status {
   // tensor name) while an error travels up.
   [[nodiscard]] Status WithContext(std::string_view prefix) const;
 
+  // Keeps the first error: adopts `s` only while this status is OK (as
+  // absl::Status::Update). Also the way to reassign a Status in CUDA sources, where
+  // nvcc flags `st = ...` because the result of operator= (a [[nodiscard]] type) is unused.
+  void Update(Status s) {
+    if (!ok()) return;
+    code_ = s.code_;
+    message_ = std::move(s.message_);
+  }
+
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;

@@ -59,9 +59,9 @@ Result<double> TimeMedianMs(cudaStream_t s, int warm, int reps, F fn) {
   Status st = OkStatus();
   for (int i = 0; i < warm + reps && st.ok(); ++i) {
     cudaEventRecord(a, s);
-    st = fn();
+    st.Update(fn());
     cudaEventRecord(b, s);
-    if (st.ok()) st = ToStatus(cudaEventSynchronize(b), "cudaEventSynchronize");
+    st.Update(ToStatus(cudaEventSynchronize(b), "cudaEventSynchronize"));
     float t = 0;
     if (st.ok() && i >= warm) {
       cudaEventElapsedTime(&t, a, b);
@@ -86,7 +86,7 @@ Result<GpuLimits> MeasureGpuLimits() {
   Status st = ToStatus(cudaMalloc(&sink, static_cast<size_t>(threads) * blocks * 4), "cudaMalloc");
   if (st.ok()) {
     FillRandomKernel<<<blocks, threads, 0, s>>>(static_cast<uint32_t*>(buf), bytes / 4, 1234u);
-    st = ToStatus(cudaGetLastError(), "fill");
+    st.Update(ToStatus(cudaGetLastError(), "fill"));
   }
   if (st.ok()) {
     Result<double> ms = TimeMedianMs(s, 3, 10, [&] {
@@ -94,7 +94,7 @@ Result<GpuLimits> MeasureGpuLimits() {
       return ToStatus(cudaGetLastError(), "read kernel");
     });
     if (ms.ok()) lim.read_bytes_per_s = static_cast<double>(bytes) / (*ms * 1e-3);
-    st = ms.status();
+    st.Update(ms.status());
   }
   if (st.ok()) {
     const int64_t half = bytes / 2;
@@ -104,7 +104,7 @@ Result<GpuLimits> MeasureGpuLimits() {
                       "cudaMemcpyAsync");
     });
     if (ms.ok()) lim.copy_bytes_per_s = 2.0 * static_cast<double>(half) / (*ms * 1e-3);
-    st = ms.status();
+    st.Update(ms.status());
   }
   if (st.ok()) {
     // A and B: 8192 x 8192 bf16 each (128 MiB) from the random buffer; C f32 (256 MiB).
@@ -133,7 +133,7 @@ Result<GpuLimits> MeasureGpuLimits() {
                   CUBLAS_STATUS_SUCCESS &&
               found > 0;
     if (!ok) {
-      st = Internal("cuBLASLt offers no bf16 GEMM for the 8192^3 probe");
+      st.Update(Internal("cuBLASLt offers no bf16 GEMM for the 8192^3 probe"));
     } else {
       const float alpha = 1.f, beta = 0.f;
       Result<double> ms = TimeMedianMs(s, 3, 10, [&] {
@@ -142,7 +142,7 @@ Result<GpuLimits> MeasureGpuLimits() {
         return r == CUBLAS_STATUS_SUCCESS ? OkStatus() : Internal("cublasLtMatmul failed in the GEMM probe");
       });
       if (ms.ok()) lim.bf16_gemm_flops_per_s = 2.0 * kN * kN * kN / (*ms * 1e-3);
-      st = ms.status();
+      st.Update(ms.status());
     }
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
     if (lc) cublasLtMatrixLayoutDestroy(lc);
