@@ -159,6 +159,7 @@ Status EngineCore::AddRequest(Request request, double arrival_time) {
     s->sampler.top_k = r.sampling.top_k;
     s->sampler.top_p = r.sampling.top_p;
     s->sampler.min_p = r.sampling.min_p;
+    s->sampler.logprobs = r.sampling.logprobs;
     s->sampler.top_logprobs = r.sampling.top_logprobs;
     s->sampler.seed = r.sampling.seed + static_cast<uint64_t>(i);
     s->max_tokens = r.sampling.max_tokens;

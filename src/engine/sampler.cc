@@ -20,8 +20,11 @@ void LogSoftmax(const float* logits, int64_t n, std::vector<double>* out) {
 
 SampleResult Sample(const float* logits, int64_t vocab, const SamplingParams& p, uint64_t position) {
   SampleResult r;
+  // Log-probabilities cost an f64 exp per vocabulary entry: only when asked for.
+  const bool want_lp = p.logprobs || p.top_logprobs > 0;
   std::vector<double> lp;
-  LogSoftmax(logits, vocab, &lp);
+  if (want_lp) LogSoftmax(logits, vocab, &lp);
+  auto logprob_of = [&](int32_t t) { return want_lp ? static_cast<float>(lp[static_cast<size_t>(t)]) : 0.f; };
 
   // Candidates by descending logit, ties -> lower id (a total order: deterministic).
   auto better = [&](int32_t a, int32_t b) {
@@ -40,23 +43,27 @@ SampleResult Sample(const float* logits, int64_t vocab, const SamplingParams& p,
     for (int32_t i = 1; i < vocab; ++i)
       if (better(i, best)) best = i;
     r.token = best;
-    r.logprob = static_cast<float>(lp[static_cast<size_t>(best)]);
+    r.logprob = logprob_of(best);
     return r;
   }
 
-  // Temperature-scaled probabilities over the surviving candidates, in f64.
+  // Temperature-scaled probabilities over the surviving candidates, in f64. Only top-p
+  // and min-p need the candidates in probability order; plain temperature sampling
+  // walks the vocabulary in id order (as deterministic, and no 100k-entry sort).
   std::vector<int32_t> cand(static_cast<size_t>(vocab));
   std::iota(cand.begin(), cand.end(), 0);
   size_t n = cand.size();
+  const bool needs_order = p.top_p < 1.f || p.min_p > 0.f;
   if (p.top_k > 0 && static_cast<size_t>(p.top_k) < n) {
     n = static_cast<size_t>(p.top_k);
     std::partial_sort(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(n), cand.end(), better);
-  } else {
+  } else if (needs_order) {
     std::sort(cand.begin(), cand.end(), better);
   }
   cand.resize(n);
   const double inv_t = 1.0 / static_cast<double>(p.temperature);
-  const double mx = static_cast<double>(logits[cand[0]]) * inv_t;
+  double mx = -INFINITY;
+  for (size_t i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(logits[cand[i]]) * inv_t);
   std::vector<double> prob(n);
   double sum = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -78,7 +85,7 @@ SampleResult Sample(const float* logits, int64_t vocab, const SamplingParams& p,
     n = keep;
   }
   if (p.min_p > 0.f) {
-    const double floor = static_cast<double>(p.min_p) * prob[0];
+    const double floor = static_cast<double>(p.min_p) * prob[0];  // prob[0] is the largest here
     size_t keep = 1;
     while (keep < n && prob[keep] >= floor) ++keep;
     n = keep;
@@ -96,7 +103,7 @@ SampleResult Sample(const float* logits, int64_t vocab, const SamplingParams& p,
     }
   }
   r.token = cand[pick];
-  r.logprob = static_cast<float>(lp[static_cast<size_t>(r.token)]);
+  r.logprob = logprob_of(r.token);
   return r;
 }
 
