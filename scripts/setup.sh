@@ -7,7 +7,7 @@ pkgs=(cmake ninja-build g++ pkg-config git ca-certificates
       libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
       clang-14 libclang-rt-14-dev
       libboost-dev libsentencepiece-dev
-      python3 python3-jinja2)
+      python3 python3-jinja2 curl)
 # Node.js and npm are test-only tools (reference tokenizers, the OpenAI SDK). Some images
 # ship a Node.js that bundles npm and conflicts with Debian's npm package: take Debian's
 # only when no npm is on the PATH.
