@@ -6,18 +6,12 @@
 // greedy tokens identical up to the first step whose reference top-1/top-2 margin is
 // below 1e-2 (past that, f32 rounding may legitimately pick the other token).
 #include <gtest/gtest.h>
-#include <dirent.h>
 
-#include <algorithm>
-#include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/thread_pool.h"
 #include "base/file.h"
-#include "engine/model_runner.h"
-#include "engine/offline.h"
-#include "engine/sampler.h"
+#include "engine/golden_fixture.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -25,28 +19,11 @@ namespace tide {
 namespace {
 
 using json = nlohmann::json;
+using golden::ExpectGreedyMatches;
+using golden::Greedy;
+using golden::ReadJson;
 
-constexpr double kLogprobTol = 1e-3;
-constexpr double kMarginFloor = 1e-2;
-
-json ReadJson(const std::string& path) {
-  auto text = ReadFileToString(path, 64u << 20);
-  EXPECT_TRUE(text.ok()) << text.status().ToString();
-  return text.ok() ? json::parse(*text) : json();
-}
-
-std::vector<std::string> GoldenModels() {
-  std::vector<std::string> names;
-  if (DIR* d = opendir("tests/golden")) {
-    while (dirent* e = readdir(d)) {
-      const std::string n = e->d_name;
-      if (n[0] != '.' && n != "stories260K" && FileExists("tests/golden/" + n + "/reference.json")) names.push_back(n);
-    }
-    closedir(d);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
+constexpr double kLogprobTol = 1e-3;  // the fixture contract (tests/golden/README.md)
 
 ExecContext Ctx() {
   static ThreadPool pool(2);
@@ -55,86 +32,12 @@ ExecContext Ctx() {
   return ctx;
 }
 
-// Last-position log-softmax of `ids` from one prefill through the paged cache.
 std::vector<double> LastLogprobs(Model& model, const std::vector<int32_t>& ids) {
-  std::vector<double> lp;
-  const ModelConfig& c = model.config();
-  const int bs = 16;
-  const int64_t blocks = (static_cast<int64_t>(ids.size()) + bs - 1) / bs;
-  auto cache = KvCache::Create({c.num_layers, blocks, bs, c.num_kv_heads, c.head_dim});
-  EXPECT_TRUE(cache.ok());
-  ForwardBatch b;
-  b.tokens = ids;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    b.positions.push_back(static_cast<int32_t>(i));
-    b.slots.push_back(static_cast<int64_t>(i));  // blocks 0..n-1 in order
-  }
-  b.q_start = {0, static_cast<int32_t>(ids.size())};
-  b.kv_len = {static_cast<int32_t>(ids.size())};
-  b.max_blocks_per_seq = static_cast<int>(blocks);
-  for (int64_t i = 0; i < blocks; ++i) b.block_table.push_back(static_cast<int32_t>(i));
-  b.logit_rows = {static_cast<int32_t>(ids.size()) - 1};
-  std::vector<float> logits;
-  Status s = model.Forward(Ctx(), b, *cache, &logits);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  LogSoftmax(logits.data(), c.vocab_size, &lp);
-  return lp;
+  return golden::LastLogprobs(model, Ctx(), ids);
 }
 
 void ExpectLogprobsClose(const std::vector<double>& got, const json& want, const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  double worst = 0;
-  size_t at = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double d = std::fabs(got[i] - want[i].get<double>());
-    if (d > worst) {
-      worst = d;
-      at = i;
-    }
-  }
-  std::printf("  %s: max |log p - ref| = %.3g\n", what.c_str(), worst);
-  EXPECT_LE(worst, kLogprobTol) << what << ": max |log p - ref| = " << worst << " at token " << at;
-}
-
-// Number of leading greedy steps that must match: up to the first low-margin step.
-size_t StepsThatMustMatch(const json& margins) {
-  size_t n = 0;
-  while (n < margins.size() && margins[n].get<double>() >= kMarginFloor) ++n;
-  return n;
-}
-
-// Greedy decoding of every prompt together through the engine (continuous batching,
-// chunked prefill under a 512-token budget, prefix caching on).
-std::vector<Completion> Greedy(Model& model, const std::vector<std::vector<int32_t>>& prompts, int steps) {
-  std::unique_ptr<ModelRunner> runner = MakeModelRunner(model, Ctx());
-  EngineOptions o;
-  o.num_kv_blocks = 512;
-  o.max_num_batched_tokens = 512;
-  auto core = EngineCore::Create(*runner, nullptr, o);
-  EXPECT_TRUE(core.ok()) << core.status().ToString();
-  if (!core.ok()) return {};
-  std::vector<Request> reqs;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    Request r;
-    r.id = std::to_string(i);
-    r.prompt = prompts[i];
-    r.sampling.max_tokens = steps;
-    r.sampling.temperature = 0.f;
-    r.sampling.ignore_eos = true;
-    r.sampling.logprobs = true;
-    reqs.push_back(r);
-  }
-  auto out = RunToCompletion(**core, std::move(reqs));
-  EXPECT_TRUE(out.ok()) << out.status().ToString();
-  EXPECT_EQ((*core)->block_pool().num_free(), 512) << "blocks leaked";
-  return out.ok() ? *out : std::vector<Completion>();
-}
-
-void ExpectGreedyMatches(const Completion& got, const json& want_ids, const json& margins, const std::string& what) {
-  const size_t n = std::min(StepsThatMustMatch(margins), got.token_ids.size());
-  for (size_t i = 0; i < n; ++i)
-    ASSERT_EQ(got.token_ids[i], want_ids[i].get<int32_t>()) << what << ": greedy step " << i << " (margin "
-                                                         << margins[i].get<double>() << ")";
+  golden::ExpectLogprobsClose(got, want, kLogprobTol, what);
 }
 
 class GoldenTest : public ::testing::TestWithParam<std::string> {};
@@ -155,12 +58,12 @@ TEST_P(GoldenTest, MatchesTransformers) {
   }
   // All prompts decoded together must agree with the reference and with each alone
   // (the forward pass is batch-invariant, so exactly).
-  std::vector<Completion> together = Greedy(**model, prompts, steps);
+  std::vector<Completion> together = Greedy(**model, Ctx(), prompts, steps);
   ASSERT_EQ(together.size(), prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
     const json& p = ref["prompts"][i];
     ExpectGreedyMatches(together[i], p["greedy_ids"], p["greedy_margins"], GetParam() + " batched prompt " + std::to_string(i));
-    std::vector<Completion> alone = Greedy(**model, {prompts[i]}, steps);
+    std::vector<Completion> alone = Greedy(**model, Ctx(), {prompts[i]}, steps);
     ASSERT_EQ(alone.size(), 1u);
     EXPECT_EQ(alone[0].token_ids, together[i].token_ids) << "batched and unbatched greedy differ for prompt " << i;
     ASSERT_EQ(alone[0].logprobs.size(), together[i].logprobs.size());
@@ -169,11 +72,11 @@ TEST_P(GoldenTest, MatchesTransformers) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllArchitectures, GoldenTest, ::testing::ValuesIn(GoldenModels()),
+INSTANTIATE_TEST_SUITE_P(AllArchitectures, GoldenTest, ::testing::ValuesIn(golden::Models()),
                          [](const auto& info) { return info.param; });
 
 TEST(GoldenFixturesTest, EveryArchitectureHasAFixture) {
-  const std::vector<std::string> have = GoldenModels();
+  const std::vector<std::string> have = golden::Models();
   for (const char* arch : {"llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"})
     EXPECT_NE(std::find(have.begin(), have.end(), arch), have.end()) << "missing fixture tests/golden/" << arch;
 }
@@ -206,7 +109,7 @@ TEST(GoldenSharedTest, Stories260KGgufAndSafetensorsMatchTransformers) {
     ASSERT_TRUE(ids.ok()) << ids.status().ToString();
     EXPECT_EQ(*ids, prompt) << path;
     ExpectLogprobsClose(LastLogprobs(**model, prompt), ref["last_logprobs"], path);
-    std::vector<Completion> out = Greedy(**model, {prompt}, steps);
+    std::vector<Completion> out = Greedy(**model, Ctx(), {prompt}, steps);
     ASSERT_EQ(out.size(), 1u);
     ExpectGreedyMatches(out[0], ref["greedy_ids"], ref["greedy_margins"], path);
     tokens.push_back(out[0].token_ids);
