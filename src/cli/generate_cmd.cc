@@ -37,31 +37,6 @@ struct GenerateArgs {
   double gpu_memory_utilization = 0;   // --gpu-memory-utilization (cuda); 0 = unset
 };
 
-// The engine's runner with the KV cache on the model's device. MakeModelRunner always
-// makes a host cache today; once it passes ctx.device to KvCache::Create this goes.
-class DeviceModelRunner final : public ModelRunner {
- public:
-  DeviceModelRunner(Model& model, const ExecContext& ctx) : model_(model), ctx_(ctx) {}
-  const ModelConfig& config() const override { return model_.config(); }
-  int64_t kv_bytes_per_token() const override { return model_.config().KvBytesPerToken(4); }  // f32 cache
-  Status AllocateKvCache(int64_t num_blocks, int block_size) override {
-    const ModelConfig& c = model_.config();
-    ASSIGN_OR_RETURN(KvCache cache,
-                     KvCache::Create({c.num_layers, num_blocks, block_size, c.num_kv_heads, c.head_dim}, ctx_.device));
-    cache_.emplace(std::move(cache));
-    return OkStatus();
-  }
-  Status Forward(const ForwardBatch& batch, std::vector<float>* logits) override {
-    if (!cache_) return FailedPrecondition("KV cache not allocated");
-    return model_.Forward(ctx_, batch, *cache_, logits);
-  }
-
- private:
-  Model& model_;
-  ExecContext ctx_;
-  std::optional<KvCache> cache_;
-};
-
 // Moves the model to the GPU with a progress line; returns the KV budget that
 // --gpu-memory-utilization leaves (0 when it is unset).
 Result<int64_t> PlaceOnGpu(Model& model, const ExecContext& ctx, double utilization) {
@@ -162,9 +137,8 @@ Status Run(const GenerateArgs& a) {
   } else {
     eo.num_kv_blocks = (eo.max_model_len + a.block_size - 1) / std::max(a.block_size, 1);
   }
-  std::unique_ptr<ModelRunner> runner = ctx.device == DeviceKind::kCpu
-                                            ? MakeModelRunner(*model, ctx)
-                                            : std::make_unique<DeviceModelRunner>(*model, ctx);
+  // The runner puts the KV cache on ctx.device.
+  std::unique_ptr<ModelRunner> runner = MakeModelRunner(*model, ctx);
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(*runner, tok.get(), eo));
   ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> stream, engine->Submit(req));
 
