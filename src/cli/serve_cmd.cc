@@ -1,7 +1,8 @@
 // tide serve: the OpenAI-compatible server (src/server/, docs/api.md).
 //
 // Start-up order: HTTP first (so /health answers and /ready says 503 while loading), then
-// the model, the engine, a warm-up forward, and only then /ready 200. SIGTERM or SIGINT
+// the model (weights read in with a progress line, or copied to the GPU), the engine, a
+// warm-up forward, and only then /ready 200 and --port-file. SIGTERM or SIGINT
 // drains (ready 503, new requests 503, running ones finish up to --drain-timeout) and
 // exits 0; a second SIGINT exits at once.
 #include <CLI/CLI.hpp>
@@ -9,10 +10,12 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "backend/cpu/thread_pool.h"
+#include "backend/device_memory.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "engine/engine.h"
@@ -32,6 +35,10 @@ struct ServeArgs {
   std::string port_file;
   int io_threads = 2;
   int threads = 0;
+  // placement
+  std::string device = "cpu";
+  double gpu_memory_utilization = 0.9;
+  bool kv_cache_memory_given = false;  // --kv-cache-memory on the command line wins over the GPU fraction
   // engine
   std::string kv_cache_memory = "1G";
   int block_size = 16;
@@ -65,6 +72,77 @@ Result<std::string> ReadChatTemplate(const std::string& arg) {
   return ss.str();
 }
 
+// The start-up progress line while weights are read or copied: percent, MB so far and
+// MB/s, at most every 0.5 s plus the 100% line, then the total and the time taken.
+class LoadProgress {
+ public:
+  explicit LoadProgress(std::string what) : what_(std::move(what)) {}
+  void operator()(int64_t done, int64_t total) {
+    const auto now = Clock::now();
+    const bool last = done >= total;
+    if (!last && now - last_print_ < std::chrono::milliseconds(500)) return;
+    if (last && finished_) return;
+    last_print_ = now;
+    finished_ = last;
+    const double s = Seconds(now);
+    std::fprintf(stderr, "[tide] %s: %3d%%  %.1f / %.1f MB  %.1f MB/s\n", what_.c_str(),
+                 total > 0 ? static_cast<int>(100 * done / total) : 100, Mb(done), Mb(total), s > 0 ? Mb(done) / s : 0.0);
+    total_ = total;
+  }
+  void Finish() const {
+    std::fprintf(stderr, "[tide] %s: %.1f MB in %.2f s\n", what_.c_str(), Mb(total_), Seconds(Clock::now()));
+  }
+
+ private:
+  static double Mb(int64_t b) { return static_cast<double>(b) / 1e6; }
+  double Seconds(Clock::time_point now) const { return std::chrono::duration<double>(now - start_).count(); }
+  std::string what_;
+  Clock::time_point start_ = Clock::now();
+  Clock::time_point last_print_{};
+  bool finished_ = false;
+  int64_t total_ = 0;
+};
+
+// Puts the weights where they will run, with the progress line. On the CPU the mapped
+// files are read once (so the first request does not fault them in from disk); on CUDA
+// they are copied to the GPU, and the KV budget --gpu-memory-utilization leaves is
+// returned: the fraction of the GPU's memory, less what is already in use (weights,
+// other processes) and 1 GiB for activations and workspace.
+Result<int64_t> PlaceWeights(Model& model, const ExecContext& ctx, double utilization) {
+  if (ctx.device == DeviceKind::kCpu) {
+    LoadProgress progress("reading weights");
+    model.weights().Prefetch(std::ref(progress));
+    progress.Finish();
+    return int64_t{0};
+  }
+  LoadProgress progress("weights to " + CudaDeviceName());
+  RETURN_IF_ERROR(model.PlaceOn(ctx, std::ref(progress)));
+  progress.Finish();
+  int64_t free_b = 0, total_b = 0;
+  RETURN_IF_ERROR(CudaMemoryInfo(&free_b, &total_b));
+  const int64_t budget = static_cast<int64_t>(utilization * static_cast<double>(total_b)) - (total_b - free_b) -
+                         (int64_t{1} << 30);
+  if (budget <= 0)
+    return InvalidArgument("--gpu-memory-utilization " + std::to_string(utilization) + " leaves no room for a KV cache (" +
+                           std::to_string((total_b - free_b) >> 20) + " MiB of " + std::to_string(total_b >> 20) +
+                           " MiB already in use)");
+  return budget;
+}
+
+// Writes the port so a reader never sees a partial file: a temporary beside it, renamed.
+Status WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream pf(tmp, std::ios::trunc);
+    pf << port << "\n";
+    if (!pf.flush()) return Internal("--port-file: cannot write " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Internal("--port-file: cannot rename " + tmp + " to " + path + ": " + ec.message());
+  return OkStatus();
+}
+
 // Sends one tiny request through the whole path (prefill, decode, sampling) so the
 // first client does not pay for cold caches and lazy initialisation.
 Status WarmUp(Engine& engine, const Tokenizer& tok) {
@@ -82,6 +160,14 @@ Status WarmUp(Engine& engine, const Tokenizer& tok) {
 
 Status Run(const ServeArgs& a, const sigset_t& signals) {
   ThreadPool::SetGlobalThreads(a.threads);
+  // A bad placement fails before anything listens: no GPU is an error, not a CPU fallback.
+  if (a.device != "cpu" && a.device != "cuda") return InvalidArgument("--device must be cpu or cuda, got '" + a.device + "'");
+  if (a.device == "cuda") {
+    std::string why;
+    if (!CudaAvailable(&why)) return Unimplemented("--device cuda: " + why);
+  }
+  if (!(a.gpu_memory_utilization > 0 && a.gpu_memory_utilization <= 1))
+    return InvalidArgument("--gpu-memory-utilization must be in (0, 1], got " + std::to_string(a.gpu_memory_utilization));
   server::ServerOptions so;
   so.http.host = a.host;
   so.http.port = a.port;
@@ -107,26 +193,26 @@ Status Run(const ServeArgs& a, const sigset_t& signals) {
   const std::string url = "http://" + (a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host) + ":" +
                           std::to_string(server.port());
   std::fprintf(stderr, "[tide] listening on %s (loading; /health 200, /ready 503)\n", url.c_str());
-  if (!a.port_file.empty()) {
-    std::ofstream pf(a.port_file);
-    pf << server.port() << "\n";
-  }
 
   const auto t0 = Clock::now();
   std::fprintf(stderr, "[tide] loading %s ...\n", path.c_str());
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(path));
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, LoadTokenizerFor(path, *model));
+  ExecContext ctx;
+  ctx.pool = &ThreadPool::Global();
+  if (a.device == "cuda") ctx.device = DeviceKind::kCuda;
+  ASSIGN_OR_RETURN(const int64_t gpu_kv_budget, PlaceWeights(*model, ctx, a.gpu_memory_utilization));
   const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
   std::fprintf(stderr, "[tide] loaded in %.2f s\n", load_s);
 
-  ExecContext ctx;
-  ctx.pool = &ThreadPool::Global();
   EngineOptions eo;
   ASSIGN_OR_RETURN(eo.kv_cache_bytes, ParseByteSize(a.kv_cache_memory));
   eo.block_size = a.block_size;
   eo.max_num_seqs = a.max_num_seqs;
   eo.max_num_batched_tokens = a.max_num_batched_tokens;
   eo.max_model_len = a.max_model_len;
+  if (gpu_kv_budget > 0 && !a.kv_cache_memory_given) eo.kv_cache_bytes = gpu_kv_budget;
+  // The runner puts the KV cache on ctx.device.
   std::unique_ptr<ModelRunner> runner = MakeModelRunner(*model, ctx);
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(*runner, tok.get(), eo));
   const int64_t max_model_len = a.max_model_len > 0 ? a.max_model_len : model->config().max_position_embeddings;
@@ -138,11 +224,13 @@ Status Run(const ServeArgs& a, const sigset_t& signals) {
                  std::chrono::duration<double, std::milli>(Clock::now() - w0).count());
   }
   server.SetReady();
+  // Only now: whoever waits for the file finds /ready already 200.
+  if (!a.port_file.empty()) RETURN_IF_ERROR(WritePortFile(a.port_file, server.port()));
   std::fprintf(stderr,
-               "[tide] ready: %s  model '%s'  max_model_len %lld  KV cache %s\n"
+               "[tide] ready: %s  model '%s'  device %s  max_model_len %lld  KV cache %s\n"
                "[tide] try: curl %s/v1/chat/completions -H 'Content-Type: application/json' "
                "-d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}], \"max_tokens\": 32}'\n",
-               url.c_str(), so.served_model_name.c_str(), static_cast<long long>(max_model_len),
+               url.c_str(), so.served_model_name.c_str(), a.device.c_str(), static_cast<long long>(max_model_len),
                engine->KvSummary().c_str(), url.c_str());
 
   // Signals are blocked in every thread; this thread takes them one by one.
@@ -185,9 +273,15 @@ void AddServeCommand(CLI::App& app) {
   sub->add_option("--served-model-name", a->served_model_name, "Model name in the API (default: --model, or tide-builtin)");
   sub->add_option("--host", a->host, "Address to listen on")->capture_default_str();
   sub->add_option("--port", a->port, "Port to listen on; 0 = any free port")->capture_default_str()->check(CLI::Range(0, 65535));
-  sub->add_option("--port-file", a->port_file, "Write the bound port to this file once listening (tests, supervisors)");
+  sub->add_option("--port-file", a->port_file,
+                  "Write the bound port to this file once ready (model loaded and warm; /ready 200), for tests and supervisors");
   sub->add_option("--io-threads", a->io_threads, "HTTP io threads")->capture_default_str()->check(CLI::Range(1, 64));
   sub->add_option("--threads", a->threads, "CPU compute threads; 0 = all cores")->capture_default_str();
+  sub->add_option("--device", a->device, "Where the model runs: cpu or cuda (no GPU -> error, exit 1)")->capture_default_str();
+  sub->add_option("--gpu-memory-utilization", a->gpu_memory_utilization,
+                  "With --device cuda: fraction of GPU memory for weights + KV cache; the KV cache gets what is left "
+                  "after the weights and 1 GiB of workspace (--kv-cache-memory, when given, wins)")
+      ->capture_default_str();
   sub->add_option("--kv-cache-memory", a->kv_cache_memory, "KV cache budget (e.g. 512M, 4G)")->capture_default_str();
   sub->add_option("--block-size", a->block_size, "Tokens per KV block")->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--max-num-seqs", a->max_num_seqs, "Sequences running at once")->capture_default_str()->check(CLI::PositiveNumber);
@@ -209,7 +303,8 @@ void AddServeCommand(CLI::App& app) {
   sub->add_option("--api-keys-file", a->api_keys_file, "JSON array of {key, name, requests_per_minute, tokens_per_minute, max_concurrent}");
   sub->add_option("--chat-template", a->chat_template, "File with a Jinja chat template overriding the model's");
   sub->add_flag("!--no-warmup", a->warmup, "Skip the warm-up forward before /ready");
-  sub->callback([a] {
+  sub->callback([a, sub] {
+    a->kv_cache_memory_given = sub->count("--kv-cache-memory") > 0;
     // Block the signals before any thread starts so every thread inherits the mask and
     // only Run's loop receives them.
     sigset_t signals;

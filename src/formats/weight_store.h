@@ -3,6 +3,8 @@
 // Owns the mapped files; TensorInfo pointers stay valid while the store lives.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,6 +34,12 @@ class WeightStore {
   [[nodiscard]] const std::map<std::string, TensorInfo>& tensors() const noexcept { return by_name_; }
   [[nodiscard]] const GgufFile* gguf() const noexcept { return gguf_.get(); }
   [[nodiscard]] const std::string& source() const noexcept { return source_; }
+
+  // Reads every tensor's bytes once, so the mapped pages are resident before the first
+  // request instead of faulting in from disk under it. `progress(bytes_done,
+  // bytes_total)` is called after every chunk of at most 16 MiB and once at the end
+  // (done == total); total is the tensors' byte count. Returns that total.
+  int64_t Prefetch(const std::function<void(int64_t, int64_t)>& progress = nullptr) const;
 
  private:
   WeightStore() = default;

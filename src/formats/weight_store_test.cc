@@ -156,6 +156,31 @@ TEST(WeightStoreTest, OpensSingleFileAndChecksShapes) {
   ExpectError((*store)->Get("v", {3, 2}).status(), StatusCode::kNotFound, {"missing tensor v in " + dir});
 }
 
+// Progress must climb monotonically to exactly the tensors' byte count and end with
+// done == total, in chunks (a 20 MiB tensor crosses the 16 MiB chunk size).
+TEST(WeightStoreTest, PrefetchReportsProgressUpToTheTotal) {
+  const std::string dir = TempDir();
+  const std::vector<float> big = RandomFloats(5 << 20, 7), small = RandomFloats(6, 8);
+  ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors",
+                               {{"big", DType::kF32, {5, 1 << 20}, big.data()}, {"small", DType::kF32, {2, 3}, small.data()}})
+                  .ok());
+  auto store = WeightStore::OpenHfFolder(dir);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::vector<std::pair<int64_t, int64_t>> calls;
+  const int64_t total = (*store)->Prefetch([&](int64_t done, int64_t all) { calls.emplace_back(done, all); });
+  const int64_t want = static_cast<int64_t>((big.size() + small.size()) * sizeof(float));
+  EXPECT_EQ(total, want);
+  ASSERT_GE(calls.size(), 3u);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(calls[i].second, want);
+    if (i > 0) {
+      EXPECT_GT(calls[i].first, calls[i - 1].first);
+    }
+  }
+  EXPECT_EQ(calls.back().first, want);
+  EXPECT_EQ((*store)->Prefetch(), want);  // no callback is fine
+}
+
 TEST(WeightStoreTest, EmptyFolderIsNotFound) {
   ExpectError(WeightStore::OpenHfFolder(TempDir()).status(), StatusCode::kNotFound,
               {"neither model.safetensors nor model.safetensors.index.json"});

@@ -51,10 +51,12 @@ class Server:
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 120
         self.port = None
+        self.ready_statuses = []  # /ready answers seen once the port file existed
         while time.time() < deadline and self.proc.poll() is None:
             if os.path.exists(port_file) and open(port_file).read().strip():
                 self.port = int(open(port_file).read())
                 status, _, _ = self.request("GET", "/ready")
+                self.ready_statuses.append(status)
                 if status == 200:
                     return
             time.sleep(0.05)
@@ -139,6 +141,57 @@ def is_error(body, status_param=None):
 
 
 # --------------------------------------------------------------------------------------
+def test_startup(s):
+    """--port-file appears only once /ready is 200; the start-up lines come in order."""
+    check(s.ready_statuses == [200], "port file written only when ready", s.ready_statuses)
+    log = s.output()
+    lines = [l for l in log.splitlines() if l.startswith("[tide]")]
+    idx = lambda pred: next((i for i, l in enumerate(lines) if pred(l)), -1)
+    full = idx(lambda l: re.search(r"reading weights: 100%  [0-9.]+ / [0-9.]+ MB  [0-9.]+ MB/s", l))
+    total = idx(lambda l: re.search(r"reading weights: [0-9.]+ MB in [0-9.]+ s", l))
+    warm = idx(lambda l: "warm-up forward" in l)
+    ready = idx(lambda l: "ready: http://127.0.0.1:%d" % s.port in l and "KV cache" in l and "model '" in l)
+    curl = idx(lambda l: "try: curl http://127.0.0.1:%d/v1/chat/completions" % s.port in l)
+    check(0 <= full < total < warm < ready < curl, "start-up progress 100%, total, warm-up, ready, curl in order",
+          (full, total, warm, ready, curl, log[-2000:]))
+    check(sum("reading weights: 100%" in l for l in lines) == 1, "one 100% line", log[-2000:])
+
+
+def test_device_cuda():
+    """--device cuda: a GPU-less machine (CI) gets a clear error and exit 1; with a GPU it serves."""
+    d = tempfile.mkdtemp(prefix="tide-cuda-")
+    port_file = os.path.join(d, "port")
+    p = subprocess.Popen([TIDE, "serve", "--device", "cuda", "--port", "0", "--port-file", port_file,
+                          "--kv-cache-memory", "16M"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None and not (os.path.exists(port_file) and
+                                                               open(port_file).read().strip()):
+        time.sleep(0.05)
+    if p.poll() is None and os.path.exists(port_file):
+        port = int(open(port_file).read())
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", "/v1/completions", body=json.dumps({"prompt": "def", "max_tokens": 4}))
+        r = conn.getresponse()
+        check(r.status == 200 and json.loads(r.read())["usage"]["completion_tokens"] == 4, "--device cuda serves")
+        p.send_signal(signal.SIGTERM)
+        out = p.communicate(timeout=60)[0]
+        check(p.returncode == 0 and "device cuda" in out, "--device cuda exits 0", out[-2000:])
+        print("--device cuda: a GPU is present; served a request")
+        return
+    try:
+        out = p.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out = p.communicate()[0]
+    check(p.returncode == 1 and "--device cuda:" in out and "listening" not in out,
+          "--device cuda without a GPU: clear error before listening, exit 1", (p.returncode, out[-2000:]))
+    r = subprocess.run([TIDE, "serve", "--device", "tpu"], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and "--device must be cpu or cuda" in r.stderr, "--device tpu -> exit 1", r.stderr)
+    r = subprocess.run([TIDE, "serve", "--gpu-memory-utilization", "1.5"], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and "--gpu-memory-utilization must be in (0, 1]" in r.stderr,
+          "--gpu-memory-utilization 1.5 -> exit 1", r.stderr)
+
+
 def test_endpoints(s):
     st, _, b = s.post("/health", {})
     check(st == 405, "POST /health -> 405", st)
@@ -539,6 +592,7 @@ def main():
     else:
         s = Server("--max-request-body", "64K", "--read-timeout", "1")
         try:
+            test_startup(s)
             test_endpoints(s)
             test_malformed(s)
             test_http_limits(s)
@@ -551,6 +605,7 @@ def main():
         test_keys_and_quotas()
         test_admission_and_timeout()
         test_drain()
+        test_device_cuda()
     print(f"{passes} passed, {len(fails)} failed", flush=True)
     sys.exit(1 if fails else 0)
 
