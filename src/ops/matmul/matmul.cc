@@ -44,7 +44,7 @@ void Matmul(const ExecContext& ctx, const MatmulParams& p) {
       return;
     case DeviceKind::kCuda:
 #if TIDE_HAVE_CUDA
-      MatmulCuda(p, ctx.stream);
+      MatmulCuda(p, ctx.stream, ctx.precision);
       return;
 #else
       break;  // not built: falls to the check below

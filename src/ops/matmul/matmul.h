@@ -34,8 +34,15 @@ void MatmulRef(const MatmulParams& p);                    // obvious triple loop
 void MatmulCpu(const MatmulParams& p, ThreadPool* pool);
 // CUDA kernel (built with TIDE_CUDA): every pointer in p is device memory, except
 // that check() must have passed on host copies first. Runs on `stream` (cudaStream_t).
-void MatmulCuda(const MatmulParams& p, void* stream);
-// Dispatches on ctx.device. REQUIRES p.check().ok().
+// `precision` picks between the f32-exact split-term GEMMs and one bf16-activation GEMM
+// for bf16 weights (see Precision in backend/exec.h and the top of matmul_cuda.cu).
+void MatmulCuda(const MatmulParams& p, void* stream, Precision precision = Precision::kFast);
+// Under Precision::kFast, bf16-weight matmuls with at least this many rows round x to
+// bf16 and run one tensor-core GEMM; fewer rows keep the f32-exact paths. Below it the
+// stacked-term GEMM reads the weights once for 3m columns and is bandwidth-bound, so bf16
+// x gains little there; above it the split path pays three full GEMMs.
+inline constexpr int64_t kMatmulBf16MinRows = 65;
+// Dispatches on ctx.device (and ctx.precision on CUDA). REQUIRES p.check().ok().
 void Matmul(const ExecContext& ctx, const MatmulParams& p);
 
 }  // namespace tide

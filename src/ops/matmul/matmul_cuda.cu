@@ -16,6 +16,13 @@
 //   products (and the bias).
 // * m > kConcatRows (prefill): three cuBLASLt GEMMs, one per term, accumulating in y.
 //
+// Those are the f32-exact paths (Precision::kExact). By default (Precision::kFast) a
+// bf16-weight matmul with m >= kMatmulBf16MinRows instead rounds x to bf16 once (one
+// pass over x) and runs one cuBLASLt bf16 GEMM with f32 accumulation and f32 output:
+// a third of the tensor-core work of the split, at the usual bf16-activation error
+// (each product carries x's rounding, 2^-9 relative; the sums stay f32). f16 weights
+// keep the split: f16 activations would overflow past 65504.
+//
 // The split: cuBLASLt multiplies operands of one type, and our activations are f32
 // while weights stay bf16/f16 as loaded, so x is split into three terms in the weight's
 // type, x0 = round(x), x1 = round(x - x0), x2 = round(x - x0 - x1), and
@@ -30,6 +37,7 @@
 // so this file never sees them.
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #include "backend/cuda/blas_lt.h"
@@ -390,6 +398,31 @@ bool LtSplitGemm(const MatmulParams& p, cudaDataType_t type, cudaStream_t s) {
   return true;
 }
 
+// x rounded to bf16 (nearest even), 4 elements per thread-step. REQUIRES n % 4 == 0 and
+// 16-byte aligned x, 8-byte aligned out.
+__global__ void ToBf16Kernel(const float4* __restrict__ x, uint2* __restrict__ out, int64_t n4) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n4;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float4 v = x[i];
+    const __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
+    out[i] = make_uint2(*reinterpret_cast<const uint32_t*>(&a), *reinterpret_cast<const uint32_t*>(&b));
+  }
+}
+
+// The bf16-activation GEMM (Precision::kFast): x to bf16 once, one GEMM. False when
+// cuBLASLt offers no algorithm.
+bool LtBf16Gemm(const MatmulParams& p, cudaStream_t s) {
+  const int64_t mk = p.m * p.k;
+  auto* xb = static_cast<__nv_bfloat16*>(cuda::Scratch(mk * 2, cuda::ScratchSlot::kMatmulX));
+  constexpr int kThreads = 256;
+  const int64_t n4 = mk / 4;
+  const int64_t blocks = std::min<int64_t>(cuda::CeilDiv(n4, kThreads), int64_t{cuda::NumSms()} * 16);
+  ToBf16Kernel<<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(reinterpret_cast<const float4*>(p.x),
+                                                                   reinterpret_cast<uint2*>(xb), n4);
+  TIDE_CUDA_LAUNCHED("matmul (x to bf16)");
+  return LtGemm(CUDA_R_16BF, p.w.data, xb, p.y, p.m, p.n, p.k, 0.f, s);
+}
+
 // y[i, j] = p0[i, j] + p1[i, j] + p2[i, j] (+ bias[j]): the three partial products of
 // the stacked GEMM, summed in term order.
 __global__ void SumTermsKernel(const float* __restrict__ parts, const float* __restrict__ bias, float* __restrict__ y,
@@ -421,12 +454,14 @@ bool LtConcatGemm(const MatmulParams& p, cudaDataType_t type, cudaStream_t s) {
 
 }  // namespace
 
-void MatmulCuda(const MatmulParams& p, void* stream) {
+void MatmulCuda(const MatmulParams& p, void* stream, Precision precision) {
   cudaStream_t s = cuda::AsStream(stream);
   if (p.m > kGemvRows) {
     bool done = false;
-    // Rows of x are k elements; the stacked terms need 16-byte aligned rows.
-    const bool concat = p.m <= kConcatRows && p.k % 8 == 0;
+    // Rows of x are k elements; the stacked terms and the bf16 copy need 16-byte aligned rows.
+    const bool bf16_x = p.w.dtype == DType::kBF16 && p.k % 8 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&
+                        (precision == Precision::kBf16 || (precision == Precision::kFast && p.m >= kMatmulBf16MinRows));
+    const bool concat = !bf16_x && p.m <= kConcatRows && p.k % 8 == 0;
     switch (p.w.dtype) {
       case DType::kF32:
         done = LtGemm(CUDA_R_32F, p.w.data, p.x, p.y, p.m, p.n, p.k, 0.f, s);
@@ -435,7 +470,9 @@ void MatmulCuda(const MatmulParams& p, void* stream) {
         done = concat ? LtConcatGemm<__half>(p, CUDA_R_16F, s) : LtSplitGemm<__half>(p, CUDA_R_16F, s);
         break;
       case DType::kBF16:
-        done = concat ? LtConcatGemm<__nv_bfloat16>(p, CUDA_R_16BF, s) : LtSplitGemm<__nv_bfloat16>(p, CUDA_R_16BF, s);
+        done = bf16_x   ? LtBf16Gemm(p, s)
+               : concat ? LtConcatGemm<__nv_bfloat16>(p, CUDA_R_16BF, s)
+                        : LtSplitGemm<__nv_bfloat16>(p, CUDA_R_16BF, s);
         break;
       default:
         break;

@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda_test_util.h"
@@ -20,6 +23,13 @@ namespace {
 // or a wrong row is O(1) of it.
 constexpr double kRelTol = 2e-5;
 
+ExecContext CudaCtx(Precision precision) {
+  ExecContext ctx = testing::CudaCtx();
+  ctx.precision = precision;
+  return ctx;
+}
+
+// The exact paths (Precision::kExact) for every shape and weight type.
 TEST(MatmulCudaTest, MatchesRefForEveryDeviceWeightType) {
   TIDE_REQUIRE_CUDA();
   Rng rng(9);
@@ -63,7 +73,7 @@ TEST(MatmulCudaTest, MatchesRefForEveryDeviceWeightType) {
         d.w.data = dw.data();
         d.bias = with_bias ? db.as<float>() : nullptr;
         d.y = dy.as<float>();
-        Matmul(testing::CudaCtx(), d);
+        Matmul(CudaCtx(Precision::kExact), d);
         const std::vector<float> got = testing::Download<float>(dy, want.size());
         for (int64_t i = 0; i < c.m; ++i) {
           for (int64_t j = 0; j < c.n; ++j) {
@@ -76,6 +86,109 @@ TEST(MatmulCudaTest, MatchesRefForEveryDeviceWeightType) {
           }
         }
       }
+    }
+  }
+}
+
+// The bf16-activation GEMM (bf16 weights, Precision::kFast at m >= kMatmulBf16MinRows,
+// kBf16 from m > 8). x is rounded to bf16 (relative error <= 2^-9) and everything else
+// is f32, so |y - ref| <= 2^-9·Σ|w·x| + f32 rounding: 2.5e-3·Σ|w·x| bounds it, while a
+// wrong or missed element is off by ~|y| ~ Σ|w·x|/sqrt(k) (>= 1.5e-2 of it at the k used
+// here) or NaN. The relative norm error of random data sits near 2^-9/sqrt(3) ≈ 1e-3;
+// it must also be above 1e-5, or the f32-exact path ran instead of the bf16 one.
+TEST(MatmulCudaTest, Bf16ActivationsWithinBf16Error) {
+  TIDE_REQUIRE_CUDA();
+  Rng rng(11);
+  struct Case { int64_t m, n, k; Precision precision; };
+  const Case cases[] = {{65, 101, 1024, Precision::kFast},   {300, 512, 768, Precision::kFast},
+                        {130, 20, 520, Precision::kFast},    {1000, 384, 4096, Precision::kFast},
+                        {9, 64, 128, Precision::kBf16},      {40, 300, 2048, Precision::kBf16}};
+  for (const Case& c : cases) {
+    for (bool with_bias : {false, true}) {
+      std::vector<float> wf(static_cast<size_t>(c.n * c.k)), x(static_cast<size_t>(c.m * c.k)), bias(static_cast<size_t>(c.n));
+      for (float& f : wf) f = rng.Uniform(-1.f, 1.f);
+      for (float& f : x) f = rng.Normal();
+      for (float& f : bias) f = rng.Uniform(-1.f, 1.f);
+      std::vector<uint8_t> w(static_cast<size_t>(c.n * c.k * 2));
+      QuantizeRow(DType::kBF16, wf.data(), w.data(), c.n * c.k);
+      std::vector<float> wq(wf.size());
+      DequantizeRow(DType::kBF16, w.data(), wq.data(), c.n * c.k);
+      std::vector<float> want(static_cast<size_t>(c.m * c.n), std::numeric_limits<float>::quiet_NaN());
+      MatmulParams p;
+      p.x = x.data();
+      p.w = Tensor{DType::kBF16, Shape{c.n, c.k}, w.data()};
+      p.bias = with_bias ? bias.data() : nullptr;
+      p.y = want.data();
+      p.m = c.m;
+      p.n = c.n;
+      p.k = c.k;
+      ASSERT_TRUE(p.check().ok());
+      MatmulRef(p);
+      DeviceBuffer dx = testing::Upload(x), dw = testing::Upload(w), db = testing::Upload(bias);
+      DeviceBuffer dy = testing::Upload(std::vector<float>(want.size(), std::numeric_limits<float>::quiet_NaN()));
+      MatmulParams d = p;
+      d.x = dx.as<float>();
+      d.w.data = dw.data();
+      d.bias = with_bias ? db.as<float>() : nullptr;
+      d.y = dy.as<float>();
+      Matmul(CudaCtx(c.precision), d);
+      const std::vector<float> got = testing::Download<float>(dy, want.size());
+      double err2 = 0, ref2 = 0;
+      for (int64_t i = 0; i < c.m; ++i) {
+        for (int64_t j = 0; j < c.n; ++j) {
+          double mag = with_bias ? std::fabs(bias[static_cast<size_t>(j)]) : 0.0;
+          for (int64_t t = 0; t < c.k; ++t) mag += std::fabs(static_cast<double>(wq[static_cast<size_t>(j * c.k + t)]) * x[static_cast<size_t>(i * c.k + t)]);
+          const size_t at = static_cast<size_t>(i * c.n + j);
+          ASSERT_NEAR(got[at], want[at], 2.5e-3 * mag) << "m=" << c.m << " n=" << c.n << " k=" << c.k << " at (" << i << ", " << j << ")";
+          err2 += (static_cast<double>(got[at]) - want[at]) * (static_cast<double>(got[at]) - want[at]);
+          ref2 += static_cast<double>(want[at]) * want[at];
+        }
+      }
+      const double rel = std::sqrt(err2 / ref2);
+      EXPECT_LT(rel, 4e-3) << "m=" << c.m << " n=" << c.n << " k=" << c.k;
+      EXPECT_GT(rel, 1e-5) << "m=" << c.m << " n=" << c.n << " k=" << c.k << ": the bf16 path did not run";
+    }
+  }
+}
+
+// Not a check: times the exact and the bf16-activation GEMM over m at Llama-3-8B
+// shapes, to place kMatmulBf16MinRows. Run with --gtest_also_run_disabled_tests.
+TEST(MatmulCudaTest, DISABLED_PrefillTiming) {
+  TIDE_REQUIRE_CUDA();
+  Rng rng(12);
+  for (const auto& [n, k] : {std::pair<int64_t, int64_t>{4096, 4096}, {28672, 4096}, {4096, 14336}}) {
+    std::vector<uint8_t> w(static_cast<size_t>(n * k * 2));
+    {
+      std::vector<float> wf(static_cast<size_t>(n * k));
+      for (float& f : wf) f = rng.Uniform(-1.f, 1.f);
+      QuantizeRow(DType::kBF16, wf.data(), w.data(), n * k);
+    }
+    const int64_t max_m = 4096;
+    std::vector<float> x(static_cast<size_t>(max_m * k));
+    for (float& f : x) f = rng.Normal();
+    DeviceBuffer dx = testing::Upload(x), dw = testing::Upload(w);
+    DeviceBuffer dy = testing::Upload(std::vector<float>(static_cast<size_t>(max_m * n), 0.5f));
+    for (const int64_t m : {16, 32, 64, 65, 96, 128, 256, 512, 1024, 4096}) {
+      double us[2] = {0, 0};
+      for (int e = 0; e < 2; ++e) {
+        const ExecContext ctx = CudaCtx(e == 0 ? Precision::kExact : Precision::kBf16);
+        MatmulParams d;
+        d.x = dx.as<float>();
+        d.w = Tensor{DType::kBF16, Shape{n, k}, dw.data()};
+        d.y = dy.as<float>();
+        d.m = m;
+        d.n = n;
+        d.k = k;
+        for (int r = 0; r < 3; ++r) Matmul(ctx, d);
+        ASSERT_TRUE(Synchronize(ctx).ok());
+        constexpr int kReps = 20;
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int r = 0; r < kReps; ++r) Matmul(ctx, d);
+        ASSERT_TRUE(Synchronize(ctx).ok());
+        us[e] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / kReps;
+      }
+      std::printf("matmul n=%lld k=%lld m=%lld: exact %.1f us, bf16 x %.1f us (%.0f TFLOP/s)\n", static_cast<long long>(n),
+                  static_cast<long long>(k), static_cast<long long>(m), us[0], us[1], 2.0 * m * n * k / us[1] * 1e-6);
     }
   }
 }
