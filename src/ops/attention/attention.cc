@@ -75,7 +75,7 @@ void Attention(const ExecContext& ctx, const AttentionParams& p) {
       return;
     case DeviceKind::kCuda:
 #if TIDE_HAVE_CUDA
-      AttentionCuda(p, ctx.stream);
+      AttentionCuda(p, ctx.stream, ctx.precision);
       return;
 #else
       break;  // not built: falls to the check below

@@ -41,7 +41,9 @@ void AttentionRef(const AttentionParams& p);  // materialises scores per query, 
 void AttentionCpu(const AttentionParams& p, ThreadPool* pool);
 // CUDA kernel (built with TIDE_CUDA): every pointer in p is device memory, except
 // that check() must have passed on host copies first. Runs on `stream` (cudaStream_t).
-void AttentionCuda(const AttentionParams& p, void* stream);
+// Decode batches (n_tokens == n_seqs) run in f32 whatever `precision`; other batches run
+// on the tensor cores with Q/K/V/P rounded to bf16 unless precision is kExact (f32).
+void AttentionCuda(const AttentionParams& p, void* stream, Precision precision = Precision::kFast);
 void Attention(const ExecContext& ctx, const AttentionParams& p);
 
 }  // namespace tide

@@ -1,5 +1,7 @@
 // Paged attention on CUDA: a FlashAttention-style kernel for any mix of prefill chunks
-// and decode tokens, f32 throughout.
+// and decode tokens, f32 throughout (Precision::kExact, and head sizes the tensor-core
+// kernel below does not take); by default batches other than pure decode go to the
+// tensor-core (bf16) FlashAttention kernel further down.
 //
 // Work split: a block owns up to kRows = 32 query rows that share one KV head: a tile of
 // consecutive query tokens of one sequence times the query heads of that KV head's
@@ -213,6 +215,321 @@ void Launch(const AttentionParams& p, cudaStream_t s) {
   TIDE_CUDA_LAUNCHED("attention");
 }
 
+
+// ---- prefill on the tensor cores (Precision::kFast / kBf16) ------------------------
+//
+// The same work split as above (a block owns kFaRows query rows sharing one KV head:
+// consecutive tokens of one sequence x the heads of that KV head's GQA group), but Q,
+// K and V are rounded to bf16 as they enter shared memory and both products run on
+// mma.sync m16n8k16 (bf16 in, f32 accumulate): warp w owns rows [16w, 16w + 16) and
+// keeps their Q fragments, scores (16 x kFaKeys) and output accumulator (16 x D) in
+// registers. The online softmax runs in f32 on the score fragments, in base 2 (scale
+// folded with log2 e); each of a row's four lanes keeps a partial row sum, added
+// together at the end (the running max is shared across the four, so their rescaling
+// agrees). P goes from the score accumulators straight into A fragments (the
+// m16n8k16 C layout of two adjacent key tiles is the A layout of one 16-key step).
+//
+// Shared memory: Q [kFaRows][D + 8], K [kFaKeys][D + 8] and V transposed [D][kFaKeys + 8]
+// in bf16, so the B fragments of both products are single 32-bit loads of two adjacent
+// k-elements; the 16-byte row padding spreads the 8 rows a fragment load touches over
+// all 32 banks. The next K/V tile streams in as f32 (cp.async, through the block table)
+// into a staging area while the current one is multiplied; rows past kv_len are
+// zero-filled there (stale or NaN cache contents are never multiplied), and causal
+// masking sets scores past a row's position to -inf.
+// Blocks are issued heaviest tile first (the last tiles of a sequence see the most
+// keys), so the short tiles fill the tail of the grid.
+//
+// Error: bf16 rounding of q, k (scores off by ~2^-8 |q||k| scale), of the probabilities
+// and of v (2^-9 relative each); sums and softmax in f32. Against f64, outputs (convex
+// combinations of v) are off by ~1e-3 of max |v| typically.
+
+constexpr int kFaWarps = 8;
+constexpr int kFaThreads = kFaWarps * 32;
+constexpr int kFaRows = kFaWarps * 16;  // query rows per block
+constexpr int kFaKeys = 64;             // keys per tile
+
+Geometry PlanFlash(const AttentionParams& p) {
+  const int group = p.n_heads / p.n_kv_heads;
+  Geometry g;
+  g.heads_per_block = group < kFaRows ? group : kFaRows;
+  g.tokens_per_block = kFaRows / g.heads_per_block;
+  g.head_chunks = (group + g.heads_per_block - 1) / g.heads_per_block;
+  return g;
+}
+
+template <int D>
+struct FaLayout {
+  static constexpr int kQStride = D + 8;       // bf16 elements per Q / K row in shared memory
+  static constexpr int kVStride = kFaKeys + 8;  // per row of Vᵀ
+  static constexpr int kFStride = D + 4;       // f32 elements per staged K / V row
+  static constexpr size_t kBf16Bytes = 2 * (static_cast<size_t>(kFaRows) * kQStride + kFaKeys * kQStride + D * kVStride);
+  static constexpr size_t kBytes = kBf16Bytes + 4 * 2 * static_cast<size_t>(kFaKeys) * kFStride;
+};
+
+// 16 bytes global -> shared without passing through registers; src_bytes 0 zero-fills.
+__device__ __forceinline__ void CpAsync16(void* dst, const void* src, int src_bytes) {
+  const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;"); }
+__device__ __forceinline__ void CpAsyncWaitAll() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
+
+__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+__device__ __forceinline__ uint32_t Lds32(const __nv_bfloat16* p) { return *reinterpret_cast<const uint32_t*>(p); }
+
+// c (16x8, f32) += a (16x16 bf16, row-major fragment) · b (16x8 bf16, column fragment).
+__device__ __forceinline__ void MmaBf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// REQUIRES: head_dim == D; q, out, k_cache, v_cache 16-byte aligned.
+template <int D>
+__global__ void __launch_bounds__(kFaThreads)
+    FlashPrefillKernel(AttentionParams p, Geometry geo, int64_t n_tiles) {
+  using L = FaLayout<D>;
+  extern __shared__ float4 fa_smem4[];
+  __nv_bfloat16* sq = reinterpret_cast<__nv_bfloat16*>(fa_smem4);
+  __nv_bfloat16* sk = sq + kFaRows * L::kQStride;
+  __nv_bfloat16* svt = sk + kFaKeys * L::kQStride;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int g = lane / 4, t = lane % 4;  // fragment row (and key/dim) group, and lane within it
+
+  // Block b: KV-head slot b % slots, tile n_tiles - 1 - b / slots (heaviest first).
+  const int slots = p.n_kv_heads * geo.head_chunks;
+  const int slot = static_cast<int>(blockIdx.x % slots);
+  int64_t remaining = n_tiles - 1 - static_cast<int64_t>(blockIdx.x / slots);
+  int seq = -1, tile_start = 0;
+  for (int s = 0; s < p.n_seqs; ++s) {
+    const int q_len = p.q_start[s + 1] - p.q_start[s];
+    const int tiles = (q_len + geo.tokens_per_block - 1) / geo.tokens_per_block;
+    if (remaining < tiles) {
+      seq = s;
+      tile_start = static_cast<int>(remaining) * geo.tokens_per_block;
+      break;
+    }
+    remaining -= tiles;
+  }
+  if (seq < 0) return;  // n_tiles is an upper bound on the tile count
+  const int group = p.n_heads / p.n_kv_heads;
+  const int kvh = slot / geo.head_chunks;
+  const int head0 = kvh * group + (slot % geo.head_chunks) * geo.heads_per_block;
+  const int heads_here = min(geo.heads_per_block, kvh * group + group - head0);
+  const int q0 = p.q_start[seq];
+  const int q_len = p.q_start[seq + 1] - q0;
+  const int kv_len = p.kv_len[seq];
+  const int tokens_here = min(geo.tokens_per_block, q_len - tile_start);
+  const int32_t* table = p.block_table + static_cast<int64_t>(seq) * p.max_blocks_per_seq;
+  const int hpb = geo.heads_per_block;
+
+  auto row_valid = [&](int r) { return r / hpb < tokens_here && r % hpb < heads_here; };
+  auto row_q = [&](int r) {
+    const int64_t tok = q0 + tile_start + r / hpb;
+    return (tok * p.n_heads + head0 + r % hpb) * D;
+  };
+
+  // Q tile -> bf16 in shared memory (invalid rows zero).
+  constexpr int kVecs = D / 4;  // float4s per row
+  for (int i = tid; i < kFaRows * kVecs; i += kFaThreads) {
+    const int r = i / kVecs, c = (i % kVecs) * 4;
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (row_valid(r)) v = *reinterpret_cast<const float4*>(p.q + row_q(r) + c);
+    *reinterpret_cast<uint2*>(sq + r * L::kQStride + c) = make_uint2(PackBf16(v.x, v.y), PackBf16(v.z, v.w));
+  }
+  __syncthreads();
+  const int r0 = warp * 16 + g, r1 = r0 + 8;  // this lane's two rows
+  uint32_t qf[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    qf[kk][0] = Lds32(sq + r0 * L::kQStride + kk * 16 + 2 * t);
+    qf[kk][1] = Lds32(sq + r1 * L::kQStride + kk * 16 + 2 * t);
+    qf[kk][2] = Lds32(sq + r0 * L::kQStride + kk * 16 + 8 + 2 * t);
+    qf[kk][3] = Lds32(sq + r1 * L::kQStride + kk * 16 + 8 + 2 * t);
+  }
+  const int base_pos = kv_len - q_len + tile_start;
+  const int pos0 = row_valid(r0) ? base_pos + r0 / hpb : -1;  // -1: every key masked
+  const int pos1 = row_valid(r1) ? base_pos + r1 / hpb : -1;
+  const float scale2 = p.scale * 1.4426950408889634f;  // scores in base 2
+
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+  float o[D / 8][4];
+#pragma unroll
+  for (int dt = 0; dt < D / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
+
+  const int last_pos = base_pos + tokens_here - 1;  // the tile's furthest row
+  const int64_t kv_row = static_cast<int64_t>(p.n_kv_heads) * D;
+  const int64_t head_off = static_cast<int64_t>(kvh) * D;
+  auto cache_off = [&](int kp) {
+    return (static_cast<int64_t>(table[kp / p.block_size]) * p.block_size + kp % p.block_size) * kv_row + head_off;
+  };
+  // K/V tiles arrive as f32 in a staging area by cp.async, one tile ahead: tile i+1 is
+  // in flight while tile i is multiplied. Rows past kv_len are zero-filled.
+  float* stk = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(fa_smem4) + L::kBf16Bytes);
+  float* stv = stk + kFaKeys * L::kFStride;
+  auto stage = [&](int k0) {
+    for (int i = tid; i < kFaKeys * kVecs; i += kFaThreads) {
+      const int j = i / kVecs, c = (i % kVecs) * 4;
+      const int kp = k0 + j;
+      const int64_t off = kp < kv_len ? cache_off(kp) + c : 0;
+      const int bytes = kp < kv_len ? 16 : 0;
+      CpAsync16(stk + j * L::kFStride + c, p.k_cache + off, bytes);
+      CpAsync16(stv + j * L::kFStride + c, p.v_cache + off, bytes);
+    }
+    CpAsyncCommit();
+  };
+  stage(0);
+  for (int k0 = 0; k0 <= last_pos; k0 += kFaKeys) {
+    CpAsyncWaitAll();
+    __syncthreads();  // the staged tile is complete, and the previous bf16 tile is consumed
+    // K rows -> bf16, as stored.
+    for (int i = tid; i < kFaKeys * kVecs; i += kFaThreads) {
+      const int j = i / kVecs, c = (i % kVecs) * 4;
+      const float4 v = *reinterpret_cast<const float4*>(stk + j * L::kFStride + c);
+      *reinterpret_cast<uint2*>(sk + j * L::kQStride + c) = make_uint2(PackBf16(v.x, v.y), PackBf16(v.z, v.w));
+    }
+    // V -> bf16, transposed: each thread takes two adjacent keys so its stores are key
+    // pairs, and a warp's lanes take consecutive pairs, so its stores hit 32 banks.
+    for (int i = tid; i < kFaKeys / 2 * kVecs; i += kFaThreads) {
+      const int j = (i % (kFaKeys / 2)) * 2, c = (i / (kFaKeys / 2)) * 4;
+      const float4 a = *reinterpret_cast<const float4*>(stv + j * L::kFStride + c);
+      const float4 b = *reinterpret_cast<const float4*>(stv + (j + 1) * L::kFStride + c);
+      __nv_bfloat16* dst = svt + c * L::kVStride + j;
+      *reinterpret_cast<uint32_t*>(dst) = PackBf16(a.x, b.x);
+      *reinterpret_cast<uint32_t*>(dst + L::kVStride) = PackBf16(a.y, b.y);
+      *reinterpret_cast<uint32_t*>(dst + 2 * L::kVStride) = PackBf16(a.z, b.z);
+      *reinterpret_cast<uint32_t*>(dst + 3 * L::kVStride) = PackBf16(a.w, b.w);
+    }
+    __syncthreads();  // bf16 tile written; the staging area is free again
+    if (k0 + kFaKeys <= last_pos) stage(k0 + kFaKeys);
+
+    // S = Q Kᵀ for this warp's 16 rows: kFaKeys / 8 key tiles of 8.
+    float sc[kFaKeys / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < kFaKeys / 8; ++nt) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+      for (int nt = 0; nt < kFaKeys / 8; ++nt) {
+        const __nv_bfloat16* kr = sk + (nt * 8 + g) * L::kQStride + kk * 16 + 2 * t;
+        MmaBf16(sc[nt], qf[kk], Lds32(kr), Lds32(kr + 8));
+      }
+    }
+    // Mask, scale, running max. Element e of key tile nt: row (e < 2 ? r0 : r1),
+    // key k0 + nt * 8 + 2t + (e & 1).
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < kFaKeys / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int kp = k0 + nt * 8 + 2 * t + (e & 1);
+        const bool live = kp <= (e < 2 ? pos0 : pos1);
+        sc[nt][e] = live ? sc[nt][e] * scale2 : -INFINITY;
+      }
+      mx0 = fmaxf(mx0, fmaxf(sc[nt][0], sc[nt][1]));
+      mx1 = fmaxf(mx1, fmaxf(sc[nt][2], sc[nt][3]));
+    }
+#pragma unroll
+    for (int o_ = 1; o_ < 4; o_ <<= 1) {
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, o_));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, o_));
+    }
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+    // A row with nothing visible yet keeps m = -inf: subtract 0 instead, so every
+    // exponent is exp2(-inf) = 0 and nothing becomes NaN.
+    const float ms0 = mn0 == -INFINITY ? 0.f : mn0, ms1 = mn1 == -INFINITY ? 0.f : mn1;
+    const float alpha0 = exp2f(m0 - ms0), alpha1 = exp2f(m1 - ms1);
+    m0 = mn0;
+    m1 = mn1;
+    float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < kFaKeys / 8; ++nt) {
+      sc[nt][0] = exp2f(sc[nt][0] - ms0);
+      sc[nt][1] = exp2f(sc[nt][1] - ms0);
+      sc[nt][2] = exp2f(sc[nt][2] - ms1);
+      sc[nt][3] = exp2f(sc[nt][3] - ms1);
+      sum0 += sc[nt][0] + sc[nt][1];
+      sum1 += sc[nt][2] + sc[nt][3];
+    }
+    l0 = l0 * alpha0 + sum0;
+    l1 = l1 * alpha1 + sum1;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      o[dt][0] *= alpha0;
+      o[dt][1] *= alpha0;
+      o[dt][2] *= alpha1;
+      o[dt][3] *= alpha1;
+    }
+    // O += P V, 16 keys per step.
+#pragma unroll
+    for (int kk = 0; kk < kFaKeys / 16; ++kk) {
+      const uint32_t pa[4] = {PackBf16(sc[2 * kk][0], sc[2 * kk][1]), PackBf16(sc[2 * kk][2], sc[2 * kk][3]),
+                              PackBf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
+                              PackBf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt) {
+        const __nv_bfloat16* vr = svt + (dt * 8 + g) * L::kVStride + kk * 16 + 2 * t;
+        MmaBf16(o[dt], pa, Lds32(vr), Lds32(vr + 8));
+      }
+    }
+  }
+
+#pragma unroll
+  for (int o_ = 1; o_ < 4; o_ <<= 1) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, o_);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, o_);
+  }
+  if (row_valid(r0)) {
+    float* out = p.out + row_q(r0) + 2 * t;
+    const float inv = 1.f / l0;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) *reinterpret_cast<float2*>(out + dt * 8) = make_float2(o[dt][0] * inv, o[dt][1] * inv);
+  }
+  if (row_valid(r1)) {
+    float* out = p.out + row_q(r1) + 2 * t;
+    const float inv = 1.f / l1;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) *reinterpret_cast<float2*>(out + dt * 8) = make_float2(o[dt][2] * inv, o[dt][3] * inv);
+  }
+}
+
+template <int D>
+void LaunchFlash(const AttentionParams& p, cudaStream_t s) {
+  const Geometry geo = PlanFlash(p);
+  static bool raised = false;
+  if (!raised) {
+    const cudaError_t e = cudaFuncSetAttribute(FlashPrefillKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(FaLayout<D>::kBytes));
+    if (e != cudaSuccess) cuda::NoteLaunchError(e, "attention (flash shared memory limit)");
+    raised = true;
+  }
+  const int64_t tiles = p.n_tokens / geo.tokens_per_block + p.n_seqs;
+  const int64_t blocks = tiles * p.n_kv_heads * geo.head_chunks;
+  FlashPrefillKernel<D><<<static_cast<unsigned>(blocks), kFaThreads, FaLayout<D>::kBytes, s>>>(p, geo, tiles);
+  TIDE_CUDA_LAUNCHED("attention (flash prefill)");
+}
+
+// True when the tensor-core kernel took the batch: head_dim 64 or 128, 16-byte aligned
+// tensors.
+bool TryFlash(const AttentionParams& p, cudaStream_t s) {
+  auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  if (!aligned(p.q) || !aligned(p.out) || !aligned(p.k_cache) || !aligned(p.v_cache)) return false;
+  if (p.head_dim == 64) {
+    LaunchFlash<64>(p, s);
+    return true;
+  }
+  if (p.head_dim == 128) {
+    LaunchFlash<128>(p, s);
+    return true;
+  }
+  return false;
+}
 
 // ---- decode: flash-decoding --------------------------------------------------------
 //
@@ -471,10 +788,11 @@ bool TryDecode(const AttentionParams& p, cudaStream_t s) {
 
 }  // namespace
 
-void AttentionCuda(const AttentionParams& p, void* stream) {
+void AttentionCuda(const AttentionParams& p, void* stream, Precision precision) {
   if (p.n_tokens == 0) return;
   cudaStream_t s = cuda::AsStream(stream);
   if (TryDecode(p, s)) return;
+  if (precision != Precision::kExact && TryFlash(p, s)) return;
   const int dl = (p.head_dim + 31) / 32;
   if (dl <= 1) {
     Launch<1>(p, s);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "backend/cuda_test_util.h"
@@ -78,7 +79,7 @@ Batch MakeBatch(Rng& rng, const Shape& shape, const std::vector<SeqSpec>& seqs) 
   return b;
 }
 
-std::vector<float> RunCuda(const Batch& b) {
+std::vector<float> RunCuda(const Batch& b, Precision precision = Precision::kExact) {
   DeviceBuffer q = testing::Upload(b.q), kc = testing::Upload(b.k_cache), vc = testing::Upload(b.v_cache);
   DeviceBuffer qs = testing::Upload(b.q_start), kl = testing::Upload(b.kv_len), bt = testing::Upload(b.block_table);
   const size_t n = b.q.size();
@@ -91,13 +92,16 @@ std::vector<float> RunCuda(const Batch& b) {
   p.q_start = qs.as<int32_t>();
   p.kv_len = kl.as<int32_t>();
   p.block_table = bt.as<int32_t>();
-  Attention(testing::CudaCtx(), p);
+  ExecContext ctx = testing::CudaCtx();
+  ctx.precision = precision;
+  Attention(ctx, p);
   return testing::Download<float>(out, n);
 }
 
 const std::vector<SeqSpec> kMixed = {{1, 1}, {1, 37}, {5, 5}, {3, 40}, {17, 100}, {0, 9}};
 const std::vector<SeqSpec> kLong = {{300, 300}, {1, 513}, {2, 290}, {70, 1100}};
 
+// The f32 kernels (Precision::kExact).
 TEST(AttentionCudaTest, MatchesRef) {
   TIDE_REQUIRE_CUDA();
   Rng rng(10);
@@ -138,18 +142,80 @@ TEST(AttentionCudaTest, MatchesRef) {
   }
 }
 
+// The tensor-core FlashAttention kernel (bf16 Q/K/V/P, f32 softmax and accumulation),
+// taken by non-decode batches with head_dim 64 or 128 under Precision::kFast: ragged
+// prompts, chunked-prefill chunks (q_len < kv_len), decode rows mixed in, several
+// sequences, GQA groups 1..16 (partial head and token tiles), block sizes 1..32.
+// Tolerance: outputs are convex combinations of |v| <= 1. Rounding q and k to bf16
+// moves a score by ~2^-8·|q·k|·scale (~1e-2 for the sharp scores here: q ~ 2N(0,1)),
+// which shifts the softmax weights by about that relative amount; p and v are rounded
+// to 2^-9 relative. So elements stay under ~1e-2 (3e-2 asserted, max over millions of
+// elements) and the relative norm error near 3e-3 (1e-2 asserted), the usual bf16
+// range; a masking or indexing slip moves outputs by O(0.1..1) and a stale read is NaN.
+// The relative error must also exceed 1e-5, or the f32 kernel ran instead.
+TEST(AttentionCudaTest, FlashBf16MatchesRef) {
+  TIDE_REQUIRE_CUDA();
+  Rng rng(14);
+  const std::vector<SeqSpec> chunked = {{64, 64}, {130, 1000}, {1, 77}, {200, 260}, {7, 7}, {0, 12}, {33, 4100}};
+  const std::vector<SeqSpec> prompt = {{1000, 1000}};
+  struct Case {
+    Shape shape;
+    const std::vector<SeqSpec>* seqs;
+  };
+  const Case cases[] = {
+      {{4, 4, 64, 16}, &kMixed},     // MHA
+      {{8, 2, 128, 16}, &kMixed},    // GQA
+      {{32, 8, 128, 16}, &kLong},    // Llama-3-8B heads
+      {{32, 8, 128, 16}, &chunked},  // chunked prefill next to other sequences
+      {{32, 8, 128, 16}, &prompt},   // one long prompt
+      {{14, 2, 64, 16}, &kMixed},    // group of 7: partial token tiles
+      {{16, 1, 64, 32}, &chunked},   // group of 16
+      {{4, 1, 128, 1}, &kMixed},     // one token per block
+      {{12, 4, 64, 16}, &kLong},
+  };
+  for (const Case& c : cases) {
+    Batch b = MakeBatch(rng, c.shape, *c.seqs);
+    ASSERT_TRUE(b.p.check().ok()) << b.p.check().ToString();
+    std::vector<float> want(b.q.size(), kNaN);
+    AttentionParams rp = b.p;
+    rp.out = want.data();
+    AttentionRef(rp);
+    const std::vector<float> got = RunCuda(b, Precision::kFast);
+    double max_err = 0, err2 = 0, ref2 = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_FALSE(std::isnan(got[i])) << "unwritten or poisoned read at " << i;
+      const double d = static_cast<double>(got[i]) - want[i];
+      max_err = std::max(max_err, std::fabs(d));
+      err2 += d * d;
+      ref2 += static_cast<double>(want[i]) * want[i];
+    }
+    const double rel = std::sqrt(err2 / ref2);
+    std::printf("  heads %d/%d hd=%d bs=%d: max |err| %.3g, relative norm error %.3g\n", c.shape.n_heads,
+                c.shape.n_kv_heads, c.shape.head_dim, c.shape.block_size, max_err, rel);
+    const std::string what = "heads " + std::to_string(c.shape.n_heads) + "/" + std::to_string(c.shape.n_kv_heads) +
+                             " hd=" + std::to_string(c.shape.head_dim) + " bs=" + std::to_string(c.shape.block_size);
+    EXPECT_LT(max_err, 3e-2) << what;
+    EXPECT_LT(rel, 1e-2) << what;
+    EXPECT_GT(rel, 1e-5) << what << ": the f32 kernel ran, not the tensor-core one";
+  }
+}
+
 // A query's output is bit-identical alone or batched (each row's arithmetic depends
 // only on its own query and context) as long as both batches take the same kernel: a
 // sequence with one query row alone is a decode batch (the flash-decoding kernel),
-// which rounds differently from the mixed kernel, so those rows are compared to 1e-5.
+// which rounds differently from the mixed kernel, so those rows are compared to 1e-5
+// (f32 kernels) or 3e-2 (the bf16 kernel's error, see FlashBf16MatchesRef). Both the f32
+// and the tensor-core kernels.
 TEST(AttentionCudaTest, BatchInvariant) {
   TIDE_REQUIRE_CUDA();
+  for (const Precision precision : {Precision::kExact, Precision::kFast}) {
   Rng rng(11);
   const Shape shape{8, 2, 128, 16};
   std::vector<SeqSpec> seqs = kMixed;
   seqs.push_back({40, 260});
   Batch b = MakeBatch(rng, shape, seqs);
-  const std::vector<float> batched = RunCuda(b);
+  const std::vector<float> batched = RunCuda(b, precision);
+  const float single_tol = precision == Precision::kExact ? 1e-5f : 3e-2f;
   const int64_t row = static_cast<int64_t>(shape.n_heads) * shape.head_dim;
   for (int s = 0; s < b.p.n_seqs; ++s) {
     const int32_t q0 = b.q_start[static_cast<size_t>(s)], q_len = b.q_start[static_cast<size_t>(s) + 1] - q0;
@@ -162,14 +228,15 @@ TEST(AttentionCudaTest, BatchInvariant) {
                            b.block_table.begin() + (s + 1) * b.p.max_blocks_per_seq);
     one.p.n_seqs = 1;
     one.p.n_tokens = q_len;
-    const std::vector<float> alone = RunCuda(one);
+    const std::vector<float> alone = RunCuda(one, precision);
     for (int64_t i = 0; i < q_len * row; ++i) {
       if (q_len == 1) {
-        ASSERT_NEAR(alone[static_cast<size_t>(i)], batched[static_cast<size_t>(q0 * row + i)], 1e-5f) << "seq " << s;
+        ASSERT_NEAR(alone[static_cast<size_t>(i)], batched[static_cast<size_t>(q0 * row + i)], single_tol) << "seq " << s;
       } else {
         ASSERT_EQ(alone[static_cast<size_t>(i)], batched[static_cast<size_t>(q0 * row + i)]) << "seq " << s << " at " << i;
       }
     }
+  }
   }
 }
 
