@@ -13,7 +13,7 @@ export LD_LIBRARY_PATH=$PWD/$D/lib:/usr/local/cuda/lib64:$LD_LIBRARY_PATH
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee $OUT/gpu.txt
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   for t in device_memory_test ops_cuda_test cuda_golden_test; do
-    timeout 240 $D/$t > $OUT/$t.log 2>&1; echo "=== $t rc=$?"
+    timeout 150 $D/$t > $OUT/$t.log 2>&1; echo "=== $t rc=$?"
     grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|Failure|Expected|Which is|error" $OUT/$t.log | head -20
   done
   grep -E "relative norm error|bf16 activations" $OUT/ops_cuda_test.log $OUT/cuda_golden_test.log | sed 's/^.*log://' | sort | uniq | head -40
@@ -27,7 +27,7 @@ tail -3 $OUT/synth.log
 for len in ${LENS:-4096 1024}; do
   for bin in tide_old tide; do
     echo "=== $bin bench forward --device cuda --batch 1 --prompt-len $len --decode-steps 4"
-    timeout 150 $D/$bin bench forward --device cuda -m /tmp/l8b --batch 1 --prompt-len $len --decode-steps 4 \
+    timeout 100 $D/$bin bench forward --device cuda -m /tmp/l8b --batch 1 --prompt-len $len --decode-steps 4 \
       > $OUT/bench_${bin}_$len.log 2>&1; echo "rc=$?"
     grep -vE "^\[tide\]" $OUT/bench_${bin}_$len.log | tail -4
   done
