@@ -18,33 +18,45 @@ void LogSoftmax(const float* logits, int64_t n, std::vector<double>* out) {
   for (int64_t i = 0; i < n; ++i) (*out)[static_cast<size_t>(i)] = static_cast<double>(logits[i]) - lse;
 }
 
+void FillLogprobs(const float* logits, int64_t vocab, int top_logprobs, SampleResult* r) {
+  std::vector<double> lp;
+  LogSoftmax(logits, vocab, &lp);
+  r->logprob = static_cast<float>(lp[static_cast<size_t>(r->token)]);
+  r->top.clear();
+  if (top_logprobs <= 0) return;
+  auto better = [&](int32_t a, int32_t b) { return logits[a] != logits[b] ? logits[a] > logits[b] : a < b; };
+  std::vector<int32_t> idx(static_cast<size_t>(vocab));
+  std::iota(idx.begin(), idx.end(), 0);
+  const size_t k = std::min<size_t>(static_cast<size_t>(top_logprobs), idx.size());
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(), better);
+  for (size_t i = 0; i < k; ++i) r->top.push_back({idx[i], static_cast<float>(lp[static_cast<size_t>(idx[i])])});
+}
+
 SampleResult Sample(const float* logits, int64_t vocab, const SamplingParams& p, uint64_t position) {
+  return Sample(logits, logits, vocab, p, position);
+}
+
+SampleResult Sample(const float* logits, const float* logprob_logits, int64_t vocab, const SamplingParams& p,
+                    uint64_t position) {
   SampleResult r;
   // Log-probabilities cost an f64 exp per vocabulary entry: only when asked for.
   const bool want_lp = p.logprobs || p.top_logprobs > 0;
-  std::vector<double> lp;
-  if (want_lp) LogSoftmax(logits, vocab, &lp);
-  auto logprob_of = [&](int32_t t) { return want_lp ? static_cast<float>(lp[static_cast<size_t>(t)]) : 0.f; };
+  auto finish = [&](int32_t token) {
+    r.token = token;
+    if (want_lp) FillLogprobs(logprob_logits, vocab, p.top_logprobs, &r);
+    return r;
+  };
 
   // Candidates by descending logit, ties -> lower id (a total order: deterministic).
   auto better = [&](int32_t a, int32_t b) {
     return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
   };
-  if (p.top_logprobs > 0) {
-    std::vector<int32_t> idx(static_cast<size_t>(vocab));
-    std::iota(idx.begin(), idx.end(), 0);
-    const size_t k = std::min<size_t>(static_cast<size_t>(p.top_logprobs), idx.size());
-    std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(), better);
-    for (size_t i = 0; i < k; ++i) r.top.push_back({idx[i], static_cast<float>(lp[static_cast<size_t>(idx[i])])});
-  }
 
   if (p.temperature == 0.f) {
     int32_t best = 0;
     for (int32_t i = 1; i < vocab; ++i)
       if (better(i, best)) best = i;
-    r.token = best;
-    r.logprob = logprob_of(best);
-    return r;
+    return finish(best);
   }
 
   // Temperature-scaled probabilities over the surviving candidates, in f64. Only top-p
@@ -102,9 +114,7 @@ SampleResult Sample(const float* logits, int64_t vocab, const SamplingParams& p,
       break;
     }
   }
-  r.token = cand[pick];
-  r.logprob = logprob_of(r.token);
-  return r;
+  return finish(cand[pick]);
 }
 
 }  // namespace tide

@@ -29,8 +29,17 @@ struct SampleResult {
 };
 
 // REQUIRES: params.Validate().ok(), vocab > 0. `position` is the index of the output
-// token being sampled (0 for the first generated token).
+// token being sampled (0 for the first generated token). Logprobs (when asked for) are
+// of `logits` itself.
 SampleResult Sample(const float* logits, int64_t vocab, const SamplingParams& params, uint64_t position);
+// The token is chosen from `logits` (after penalties and biases), the reported logprobs
+// are of `logprob_logits` (the model's raw row), as vLLM reports them by default.
+SampleResult Sample(const float* logits, const float* logprob_logits, int64_t vocab, const SamplingParams& params,
+                    uint64_t position);
+
+// Fills r->logprob (of r->token) and r->top (`top_logprobs` most likely, most likely
+// first, ties -> lower id) from log_softmax(logits).
+void FillLogprobs(const float* logits, int64_t vocab, int top_logprobs, SampleResult* r);
 
 // log_softmax of one row in f64 accumulation (used for logprobs and by tests).
 void LogSoftmax(const float* logits, int64_t n, std::vector<double>* out);
