@@ -6,6 +6,7 @@
 
 #include "backend/cpu/thread_pool.h"
 #include "base/rng.h"
+#include "engine/engine_core.h"
 #include "engine/model_runner.h"
 #include "engine/offline.h"
 #include "model/model.h"
@@ -117,6 +118,42 @@ TEST_P(DeterminismTest, SeededRequestIsBitIdenticalInEveryBatchComposition) {
   const RunResult preempted = RunWith(**model, tight, pressed);
   EXPECT_GT(preempted.stats.num_preemptions, 0);
   ExpectSame(alone.target, preempted.target, "after preemption");
+
+  // Priority preemption: the target runs alone for a while, then better-priority
+  // requests arrive that cannot all fit; the target (worst priority) is preempted for
+  // them, resumes later and must still produce the same tokens and logprobs.
+  {
+    std::unique_ptr<ModelRunner> runner = MakeModelRunner(**model, Ctx());
+    EngineOptions o = tight;
+    o.max_num_seqs = 4;
+    auto core = EngineCore::Create(*runner, nullptr, o);
+    ASSERT_TRUE(core.ok()) << core.status().ToString();
+    Request low = target;
+    low.priority = 3;
+    ASSERT_TRUE((*core)->AddRequest(low, EngineClock()).ok());
+    Completion got;
+    std::vector<RequestOutput> outs;
+    auto absorb = [&] {
+      for (RequestOutput& d : outs) {
+        if (d.request_id != "target") continue;
+        got.token_ids.insert(got.token_ids.end(), d.token_ids.begin(), d.token_ids.end());
+        got.logprobs.insert(got.logprobs.end(), d.logprobs.begin(), d.logprobs.end());
+      }
+      outs.clear();
+    };
+    for (int i = 0; i < 8; ++i) (*core)->Step(&outs), absorb();
+    ASSERT_GT(got.token_ids.size(), 0u);
+    ASSERT_LT(got.token_ids.size(), 24u);
+    for (Request& r : Others(vocab, 8, {})) {
+      r.priority = 0;
+      r.sampling.max_tokens = 20;
+      ASSERT_TRUE((*core)->AddRequest(r, EngineClock()).ok());
+    }
+    for (int i = 0; i < 10000 && (*core)->HasUnfinished(); ++i) (*core)->Step(&outs), absorb();
+    EXPECT_GT((*core)->stats().num_preemptions, 0);
+    EXPECT_EQ((*core)->block_pool().num_free(), (*core)->block_pool().num_blocks());
+    ExpectSame(alone.target, got, "after priority preemption");
+  }
 
   // Prefix hits: others sharing the target's prompt run first and leave it cached.
   EngineOptions cached = busy;

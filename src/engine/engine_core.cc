@@ -83,8 +83,8 @@ Result<std::unique_ptr<EngineCore>> EngineCore::Create(ModelRunner& runner, cons
     return InvalidArgument("KV cache of " + std::to_string(num_blocks) + " blocks = " +
                            std::to_string(num_blocks * o.block_size) + " tokens cannot hold one request of " +
                            "--max-model-len " + std::to_string(max_len) + " (" + std::to_string(need) +
-                           " blocks = " + std::to_string(need * block_bytes >> 20) +
-                           " MiB): raise --kv-cache-memory or lower --max-model-len");
+                           " blocks = " + std::to_string((need * block_bytes + 1023) >> 10) +
+                           " KiB): raise --kv-cache-memory or lower --max-model-len");
   if (num_blocks > INT32_MAX) return InvalidArgument("KV cache of " + std::to_string(num_blocks) + " blocks is too many");
   RETURN_IF_ERROR(runner.AllocateKvCache(num_blocks, o.block_size));
   return std::unique_ptr<EngineCore>(new EngineCore(runner, tokenizer, o, max_len, num_blocks));
@@ -163,6 +163,7 @@ Status EngineCore::AddRequest(Request request, double arrival_time) {
     s->sampler.top_logprobs = r.sampling.top_logprobs;
     s->sampler.seed = r.sampling.seed + static_cast<uint64_t>(i);
     s->max_tokens = r.sampling.max_tokens;
+    if (i == 0) s->prompt_logprobs_k = r.sampling.prompt_logprobs;
     s->tokens = r.prompt;
     s->num_prompt_tokens = static_cast<int64_t>(r.prompt.size());
     s->times.arrival = arrival_time;
@@ -241,6 +242,7 @@ void EngineCore::BuildBatch(const SchedulerOutput& plan) {
   b.block_table.clear();
   b.slots.clear();
   b.logit_rows.clear();
+  prompt_rows_.clear();
   b.max_blocks_per_seq = 1;
   for (const ScheduledSequence& ss : plan.scheduled)
     b.max_blocks_per_seq = std::max(b.max_blocks_per_seq, static_cast<int>(ss.seq->num_blocks()));
@@ -248,11 +250,23 @@ void EngineCore::BuildBatch(const SchedulerOutput& plan) {
   for (const ScheduledSequence& ss : plan.scheduled) {
     Sequence* s = ss.seq;
     if (s->times.first_scheduled == 0) s->times.first_scheduled = now;
-    for (int64_t pos = s->num_computed_tokens; pos < s->num_computed_tokens + ss.num_new_tokens; ++pos) {
+    const int32_t row0 = static_cast<int32_t>(b.tokens.size());
+    const int64_t end = s->num_computed_tokens + ss.num_new_tokens;
+    for (int64_t pos = s->num_computed_tokens; pos < end; ++pos) {
       b.tokens.push_back(s->tokens[static_cast<size_t>(pos)]);
       b.positions.push_back(static_cast<int32_t>(pos));
       b.slots.push_back(int64_t{s->block_table[static_cast<size_t>(pos / bs)]} * bs + pos % bs);
     }
+    // Prompt logprobs: the row of position p gives the logprob of prompt token p + 1. A
+    // recompute after preemption skips positions already collected.
+    PromptRows pr;
+    if (s->needs_prompt_logprobs()) {
+      pr.first_pos = std::max(s->num_computed_tokens, static_cast<int64_t>(s->prompt_logprobs.size()));
+      pr.count = std::max<int64_t>(0, std::min(end, s->num_prompt_tokens - 1) - pr.first_pos);
+      for (int64_t j = 0; j < pr.count; ++j)
+        b.logit_rows.push_back(row0 + static_cast<int32_t>(pr.first_pos + j - s->num_computed_tokens));
+    }
+    prompt_rows_.push_back(pr);
     b.q_start.push_back(static_cast<int32_t>(b.tokens.size()));
     b.kv_len.push_back(static_cast<int32_t>(s->num_computed_tokens + ss.num_new_tokens));
     for (int j = 0; j < b.max_blocks_per_seq; ++j)
@@ -264,20 +278,29 @@ void EngineCore::BuildBatch(const SchedulerOutput& plan) {
 void EngineCore::Postprocess(const SchedulerOutput& plan, std::vector<RequestOutput>* outs) {
   size_t row = 0;
   std::vector<std::string> done;  // requests whose last completion finished this step
-  for (const ScheduledSequence& ss : plan.scheduled) {
-    if (!ss.samples) continue;
+  for (size_t k = 0; k < plan.scheduled.size(); ++k) {
+    const ScheduledSequence& ss = plan.scheduled[k];
     Sequence* s = ss.seq;
+    for (int64_t j = 0; j < prompt_rows_[k].count; ++j) {
+      SampleResult pl;
+      pl.token = s->tokens[static_cast<size_t>(prompt_rows_[k].first_pos + j + 1)];
+      FillLogprobs(logits_.data() + static_cast<int64_t>(row++) * vocab_, vocab_, s->prompt_logprobs_k, &pl);
+      s->prompt_logprobs.push_back(std::move(pl));
+    }
+    if (!ss.samples) continue;
     const SamplingParams& p = *s->sampling;
-    const float* logits = logits_.data() + static_cast<int64_t>(row++) * vocab_;
+    // Logprobs report the model's raw row; the token is chosen from the processed one.
+    const float* raw = logits_.data() + static_cast<int64_t>(row++) * vocab_;
+    const float* logits = raw;
     const int64_t num_out = s->num_output_tokens();
     if (NeedsLogitsProcessing(p, num_out)) {
-      scratch_.assign(logits, logits + vocab_);
+      scratch_.assign(raw, raw + vocab_);
       const std::span<const int32_t> all(s->tokens);
       ProcessLogits(p, all.first(static_cast<size_t>(s->num_prompt_tokens)),
                     all.subspan(static_cast<size_t>(s->num_prompt_tokens)), eos_ids_, scratch_.data(), vocab_);
       logits = scratch_.data();
     }
-    SampleResult sr = Sample(logits, vocab_, s->sampler, static_cast<uint64_t>(num_out));
+    SampleResult sr = Sample(logits, raw, vocab_, s->sampler, static_cast<uint64_t>(num_out));
     const int32_t tok = sr.token;
     const double now = EngineClock();
     s->tokens.push_back(tok);
@@ -290,6 +313,11 @@ void EngineCore::Postprocess(const SchedulerOutput& plan, std::vector<RequestOut
     o.token_ids.push_back(tok);
     o.token_times.push_back(now);
     if (p.logprobs || p.top_logprobs > 0) o.logprobs.push_back(std::move(sr));
+    if (s->prompt_logprobs_k >= 0 && !s->prompt_logprobs_sent) {
+      o.prompt_logprobs = std::move(s->prompt_logprobs);
+      s->prompt_logprobs.clear();
+      s->prompt_logprobs_sent = true;
+    }
 
     FinishReason fin = FinishReason::kNone;
     const bool is_eos = !p.ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), tok) != eos_ids_.end();
@@ -303,6 +331,7 @@ void EngineCore::Postprocess(const SchedulerOutput& plan, std::vector<RequestOut
         StopStringMatcher::Output m = s->stop_matcher->Push(piece);
         o.text = std::move(m.emit);
         stopped_by_string = m.stopped;
+        if (m.stopped && p.include_stop_str_in_output) o.text += p.stop[static_cast<size_t>(m.matched)];
       } else {
         o.text = std::move(piece);
       }

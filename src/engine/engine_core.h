@@ -105,6 +105,13 @@ class EngineCore {
   int64_t next_seq_id_ = 0;
   EngineStats counters_;               // the cumulative fields of stats()
   ForwardBatch batch_;                 // reused every step
+  // Per scheduled sequence of this step: its prompt-logprob rows (positions first_pos..,
+  // before its sampling row in logit_rows).
+  struct PromptRows {
+    int64_t first_pos = 0;
+    int64_t count = 0;
+  };
+  std::vector<PromptRows> prompt_rows_;
   std::vector<float> logits_, scratch_;
 };
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <numeric>
 
 #include "base/rng.h"
 #include "engine/fake_model_runner.h"
@@ -204,6 +205,62 @@ TEST(EngineCoreTest, PenaltiesChangeTheOutputDeterministically) {
   EXPECT_NE(c.tokens[K("p", 0)], plain);
 }
 
+TEST(EngineCoreTest, LogprobsAreOfTheRawDistributionNotTheProcessedOne) {
+  // A strong bias and a repetition penalty move the sampled tokens; the reported
+  // logprobs must still be log_softmax of the model's raw row (vLLM's default).
+  FakeModelRunner fake;
+  Request r = MakeRequest("raw", {9, 10, 11, 12, 13}, 16, /*seed=*/5);
+  r.sampling.logit_bias = {{7, 8.f}, {3, -30.f}};
+  r.sampling.repetition_penalty = 3.f;
+  r.sampling.logprobs = true;
+  r.sampling.top_logprobs = 4;
+  auto core = MakeCore(fake, SmallOptions());
+  ASSERT_TRUE(core->AddRequest(r, EngineClock()).ok());
+  std::vector<int32_t> tokens;
+  std::vector<SampleResult> lps;
+  std::vector<RequestOutput> outs;
+  while (core->HasUnfinished()) {
+    core->Step(&outs);
+    for (const RequestOutput& o : outs) {
+      tokens.insert(tokens.end(), o.token_ids.begin(), o.token_ids.end());
+      lps.insert(lps.end(), o.logprobs.begin(), o.logprobs.end());
+    }
+    outs.clear();
+  }
+  ASSERT_EQ(tokens, Reference(fake, r));  // still sampled from the processed logits
+  ASSERT_EQ(lps.size(), tokens.size());
+  const int64_t v = fake.config().vocab_size;
+  std::vector<int32_t> ctx = r.prompt, out;
+  std::vector<float> raw(static_cast<size_t>(v)), processed;
+  std::vector<double> lp_raw, lp_processed;
+  int biased = 0, differ = 0;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    fake.TEST_Logits(ctx, raw.data());
+    processed = raw;
+    ProcessLogits(r.sampling, r.prompt, out, fake.config().eos_token_ids, processed.data(), v);
+    LogSoftmax(raw.data(), v, &lp_raw);
+    LogSoftmax(processed.data(), v, &lp_processed);
+    const auto t = static_cast<size_t>(tokens[i]);
+    EXPECT_EQ(lps[i].token, tokens[i]);
+    EXPECT_EQ(lps[i].logprob, static_cast<float>(lp_raw[t])) << "step " << i;
+    differ += lps[i].logprob != static_cast<float>(lp_processed[t]);
+    biased += tokens[i] == 7;
+    // top_logprobs: the 4 most likely raw tokens, in order.
+    std::vector<int32_t> order(static_cast<size_t>(v));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return raw[static_cast<size_t>(a)] > raw[static_cast<size_t>(b)]; });
+    ASSERT_EQ(lps[i].top.size(), 4u);
+    for (size_t k = 0; k < 4; ++k) {
+      EXPECT_EQ(lps[i].top[k].id, order[k]) << "step " << i << " rank " << k;
+      EXPECT_EQ(lps[i].top[k].logprob, static_cast<float>(lp_raw[static_cast<size_t>(order[k])]));
+    }
+    ctx.push_back(tokens[i]);
+    out.push_back(tokens[i]);
+  }
+  EXPECT_GT(biased, 0);  // the bias did steer sampling
+  EXPECT_EQ(differ, static_cast<int>(tokens.size()));  // and raw != processed every step
+}
+
 TEST(EngineCoreTest, RejectsBadRequestsBeforeAnyWork) {
   FakeModelRunner fake;
   auto core = MakeCore(fake, SmallOptions());
@@ -292,6 +349,210 @@ TEST(EngineCoreTest, ParallelSamplingSharesThePromptBlocks) {
   }
   EXPECT_NE(c.tokens[K("n", 0)], c.tokens[K("n", 1)]);
   EXPECT_EQ(core->stats().prefix_cache.hit_tokens, 40);
+}
+
+TEST(EngineCoreTest, ParallelSamplingWithoutPrefixCachingComputesThePromptOnce) {
+  FakeModelRunner fake;
+  EngineOptions o = SmallOptions();
+  o.enable_prefix_caching = false;
+  Rng rng(21);
+  Request r = MakeRequest("n4", RandomPrompt(rng, 21), 10, /*seed=*/300);
+  r.sampling.n = 4;
+  auto core = MakeCore(fake, o);
+  ASSERT_TRUE(core->AddRequest(r, 0).ok());
+  Collected c;
+  RunToCompletion(*core, &c);
+  // 21 = 5 full blocks of 4 + 1: the siblings share the 5 blocks and each computes only
+  // the partial block's token.
+  EXPECT_EQ(core->stats().num_prompt_tokens_computed, 21 + 3 * 1);
+  EXPECT_EQ(core->stats().prefix_cache.hit_tokens, 0);
+  EXPECT_EQ(core->block_pool().num_free(), core->block_pool().num_blocks());
+  // Identical to 4 separate requests seeded seed + i (which compute the prompt 4 times).
+  auto separate = MakeCore(fake, o);
+  for (int i = 0; i < 4; ++i) {
+    Request one = r;
+    one.id = "s" + std::to_string(i);
+    one.sampling.n = 1;
+    one.sampling.seed = r.sampling.seed + static_cast<uint64_t>(i);
+    ASSERT_TRUE(separate->AddRequest(one, 0).ok());
+  }
+  Collected sc;
+  RunToCompletion(*separate, &sc);
+  EXPECT_EQ(separate->stats().num_prompt_tokens_computed, 4 * 21);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(c.tokens[K("n4", i)], sc.tokens[K("s" + std::to_string(i), 0)]) << i;
+    EXPECT_EQ(c.tokens[K("n4", i)], Reference(fake, r, i)) << i;
+    EXPECT_EQ(c.final[K("n4", i)].usage.cached_prompt_tokens, i == 0 ? 0 : 20) << i;
+  }
+  EXPECT_NE(c.tokens[K("n4", 0)], c.tokens[K("n4", 1)]);
+}
+
+TEST(EngineCoreTest, CancellingAnNRequestInEveryStateFreesExactlyItsBlocks) {
+  // "other" runs ahead of the n=4 request and never waits on it, so a twin core running
+  // "other" alone holds exactly the blocks that must remain after the cancel.
+  FakeModelRunner fake;
+  EngineOptions o = SmallOptions();
+  o.enable_prefix_caching = false;
+  o.max_num_batched_tokens = 16;  // the n request's 21-token prompt is chunked
+  Rng rng(4);
+  const Request other = MakeRequest("other", RandomPrompt(rng, 9), 30, 7);
+  Request r = MakeRequest("n4", RandomPrompt(rng, 21), 12, /*seed=*/300);
+  r.sampling.n = 4;
+  for (int steps = 0; steps <= 13; ++steps) {
+    auto core = MakeCore(fake, o), twin = MakeCore(fake, o);
+    ASSERT_TRUE(core->AddRequest(other, 0).ok());
+    ASSERT_TRUE(core->AddRequest(r, 0).ok());
+    ASSERT_TRUE(twin->AddRequest(other, 0).ok());
+    Collected c, tc;
+    std::vector<RequestOutput> outs;
+    for (int i = 0; i < steps; ++i) {
+      core->Step(&outs);
+      Absorb(outs, &c);
+      twin->Step(&outs);
+      Absorb(outs, &tc);
+    }
+    ASSERT_TRUE(core->Abort("n4", &outs)) << steps;
+    for (const RequestOutput& out : outs) EXPECT_EQ(out.finish_reason, FinishReason::kAbort);
+    Absorb(outs, &c);
+    EXPECT_EQ(core->block_pool().num_used(), twin->block_pool().num_used()) << "after " << steps << " steps";
+    for (int i = 0; i < 4; ++i) EXPECT_TRUE(c.final.count(K("n4", i))) << steps << " completion " << i;
+    RunToCompletion(*core, &c);
+    EXPECT_EQ(c.tokens[K("other", 0)], Reference(fake, other)) << steps;
+    EXPECT_EQ(core->block_pool().num_free(), core->block_pool().num_blocks()) << steps;
+  }
+}
+
+TEST(EngineCoreTest, ALaterBetterPriorityRequestPreemptsAndTheVictimResumesIdentically) {
+  FakeModelRunner fake;
+  EngineOptions o = SmallOptions(32);  // 128 tokens: exactly one max_model_len request
+  o.max_num_seqs = 2;
+  Rng rng(8);
+  Request low = MakeRequest("low", RandomPrompt(rng, 30), 40, 11);
+  low.priority = 5;
+  Request low2 = MakeRequest("low2", RandomPrompt(rng, 6), 40, 12);
+  low2.priority = 5;
+  Request high = MakeRequest("high", RandomPrompt(rng, 50), 30, 13);
+  high.priority = 0;
+  auto core = MakeCore(fake, o);
+  ASSERT_TRUE(core->AddRequest(low, 0).ok());
+  ASSERT_TRUE(core->AddRequest(low2, 0).ok());
+  Collected c;
+  std::vector<RequestOutput> outs;
+  for (int i = 0; i < 6; ++i) {
+    core->Step(&outs);
+    Absorb(outs, &c);
+  }
+  ASSERT_EQ(core->stats().num_running, 2);
+  ASSERT_TRUE(core->AddRequest(high, 0).ok());
+  core->Step(&outs);
+  Absorb(outs, &c);
+  EXPECT_GE(core->stats().num_preemptions, 1);
+  EXPECT_EQ(c.tokens[K("high", 0)].size(), 0u);  // 50 tokens > one step's 32: still prefilling
+  RunToCompletion(*core, &c);
+  EXPECT_EQ(c.tokens[K("low", 0)], Reference(fake, low));
+  EXPECT_EQ(c.tokens[K("low2", 0)], Reference(fake, low2));
+  EXPECT_EQ(c.tokens[K("high", 0)], Reference(fake, high));
+  // The high-priority request finished before the preempted one.
+  EXPECT_LT(c.final[K("high", 0)].times.finished, c.final[K("low2", 0)].times.finished);
+  EXPECT_EQ(core->block_pool().num_free(), 32);
+}
+
+TEST(EngineCoreTest, PromptLogprobsCoverEveryPromptTokenDespiteACachedPrefix) {
+  FakeModelRunner fake;
+  EngineOptions o = SmallOptions();
+  o.max_num_batched_tokens = 8;  // the prompt is computed in chunks
+  Rng rng(12);
+  const std::vector<int32_t> prompt = RandomPrompt(rng, 23);
+  auto core = MakeCore(fake, o);
+  Collected c;
+  ASSERT_TRUE(core->AddRequest(MakeRequest("warm", prompt, 2), 0).ok());  // caches the prompt's blocks
+  RunToCompletion(*core, &c);
+  Request r = MakeRequest("pl", prompt, 3, 5);
+  r.sampling.prompt_logprobs = 2;
+  r.sampling.n = 2;
+  r.sampling.logit_bias = {{prompt[3], 9.f}};  // must not show in prompt logprobs (raw)
+  ASSERT_TRUE(core->AddRequest(r, 0).ok());
+  std::vector<RequestOutput> outs;
+  std::vector<SampleResult> pls;
+  int deliveries = 0;
+  while (core->HasUnfinished()) {
+    core->Step(&outs);
+    for (RequestOutput& d : outs) {
+      if (d.prompt_logprobs.empty()) continue;
+      ++deliveries;
+      EXPECT_EQ(d.index, 0);
+      EXPECT_EQ(d.token_ids.size(), 1u);  // the first delta
+      pls = d.prompt_logprobs;
+    }
+    Absorb(outs, &c);
+  }
+  EXPECT_EQ(deliveries, 1);
+  ASSERT_EQ(pls.size(), prompt.size() - 1);
+  const int64_t v = fake.config().vocab_size;
+  std::vector<float> raw(static_cast<size_t>(v));
+  std::vector<double> lp;
+  for (size_t i = 0; i + 1 < prompt.size(); ++i) {
+    fake.TEST_Logits(std::vector<int32_t>(prompt.begin(), prompt.begin() + static_cast<std::ptrdiff_t>(i) + 1), raw.data());
+    LogSoftmax(raw.data(), v, &lp);
+    EXPECT_EQ(pls[i].token, prompt[i + 1]) << i;
+    EXPECT_EQ(pls[i].logprob, static_cast<float>(lp[static_cast<size_t>(prompt[i + 1])])) << i;
+    ASSERT_EQ(pls[i].top.size(), 2u);
+    const auto best = std::max_element(raw.begin(), raw.end()) - raw.begin();
+    EXPECT_EQ(pls[i].top[0].id, best) << i;
+    EXPECT_EQ(pls[i].top[0].logprob, static_cast<float>(lp[static_cast<size_t>(best)])) << i;
+  }
+  // Completion 0 computed its whole prompt; its sibling reused the cached blocks.
+  EXPECT_EQ(c.final[K("pl", 0)].usage.cached_prompt_tokens, 0);
+  EXPECT_EQ(c.final[K("pl", 1)].usage.cached_prompt_tokens, 20);
+  EXPECT_EQ(c.tokens[K("pl", 0)], Reference(fake, r, 0));
+  EXPECT_EQ(c.tokens[K("pl", 1)], Reference(fake, r, 1));
+  EXPECT_EQ(core->block_pool().num_free(), core->block_pool().num_blocks());
+  Request bad = r;
+  bad.id = "bad";
+  bad.sampling.prompt_logprobs = 21;
+  EXPECT_EQ(core->AddRequest(bad, 0).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(EngineCoreTest, PromptLogprobsSurviveAPreemptionMidPrompt) {
+  // A low-priority request asking for prompt logprobs is preempted while its prompt is
+  // half computed; the entries must still be complete, in order and exact.
+  FakeModelRunner fake;
+  EngineOptions o = SmallOptions(32);
+  o.max_num_seqs = 1;
+  o.max_num_batched_tokens = 8;
+  Rng rng(13);
+  Request low = MakeRequest("low", RandomPrompt(rng, 30), 4, 2);
+  low.priority = 2;
+  low.sampling.prompt_logprobs = 0;
+  auto core = MakeCore(fake, o);
+  ASSERT_TRUE(core->AddRequest(low, 0).ok());
+  std::vector<RequestOutput> outs;
+  Collected c;
+  core->Step(&outs);
+  core->Step(&outs);  // 16 of 30 prompt tokens
+  ASSERT_TRUE(core->AddRequest(MakeRequest("high", RandomPrompt(rng, 5), 3, 3), 0).ok());
+  std::vector<SampleResult> pls;
+  auto take = [&] {
+    for (RequestOutput& d : outs)
+      if (d.request_id == "low") pls.insert(pls.end(), d.prompt_logprobs.begin(), d.prompt_logprobs.end());
+    Absorb(outs, &c);
+  };
+  take();
+  while (core->HasUnfinished()) core->Step(&outs), take();
+  EXPECT_EQ(core->stats().num_preemptions, 1);
+  EXPECT_LT(c.final[K("high", 0)].times.finished, c.final[K("low", 0)].times.finished);
+  ASSERT_EQ(pls.size(), 29u);
+  const int64_t v = fake.config().vocab_size;
+  std::vector<float> raw(static_cast<size_t>(v));
+  std::vector<double> lp;
+  for (size_t i = 0; i < pls.size(); ++i) {
+    fake.TEST_Logits(std::vector<int32_t>(low.prompt.begin(), low.prompt.begin() + static_cast<std::ptrdiff_t>(i) + 1), raw.data());
+    LogSoftmax(raw.data(), v, &lp);
+    EXPECT_EQ(pls[i].token, low.prompt[i + 1]) << i;
+    EXPECT_EQ(pls[i].logprob, static_cast<float>(lp[static_cast<size_t>(low.prompt[i + 1])])) << i;
+    EXPECT_TRUE(pls[i].top.empty());
+  }
+  EXPECT_EQ(c.tokens[K("low", 0)], Reference(fake, low));
 }
 
 }  // namespace

@@ -34,6 +34,7 @@ Result<std::vector<Completion>> RunToCompletion(EngineCore& core, std::vector<Re
       c.token_ids.insert(c.token_ids.end(), o.token_ids.begin(), o.token_ids.end());
       c.text += o.text;
       for (SampleResult& lp : o.logprobs) c.logprobs.push_back(std::move(lp));
+      for (SampleResult& lp : o.prompt_logprobs) c.prompt_logprobs.push_back(std::move(lp));
       c.token_times.insert(c.token_times.end(), o.token_times.begin(), o.token_times.end());
       if (o.finished()) {
         c.finish_reason = o.finish_reason;

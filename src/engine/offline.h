@@ -18,6 +18,7 @@ struct Completion {
   std::vector<int32_t> token_ids;
   std::string text;
   std::vector<SampleResult> logprobs;
+  std::vector<SampleResult> prompt_logprobs;  // sampling.prompt_logprobs >= 0, completion 0
   std::vector<double> token_times;
   FinishReason finish_reason = FinishReason::kNone;
   Status status;

@@ -45,6 +45,11 @@ struct RequestOutput {
   std::vector<int32_t> token_ids;       // new tokens
   std::string text;                     // new text (empty without a tokenizer)
   std::vector<SampleResult> logprobs;   // per new token, when sampling.logprobs
+  // sampling.prompt_logprobs >= 0: on the first delta of completion 0 only, one entry
+  // per prompt token after the first — entry i is prompt token i + 1 (`token`), its
+  // logprob given prompt[0..i] and the prompt_logprobs most likely alternatives (`top`),
+  // all of the model's raw distribution. Size prompt_tokens - 1. Empty everywhere else.
+  std::vector<SampleResult> prompt_logprobs;
   std::vector<double> token_times;      // per new token (EngineClock seconds)
   FinishReason finish_reason = FinishReason::kNone;
   Status status;                        // non-OK only when an engine error ended it

@@ -12,6 +12,8 @@ Status SamplingParams::Validate() const {
   if (!(min_p >= 0.f && min_p <= 1.f)) return InvalidArgument("min_p must be in [0, 1], got " + std::to_string(min_p));
   if (top_logprobs < 0 || top_logprobs > 20)
     return InvalidArgument("top_logprobs must be in [0, 20], got " + std::to_string(top_logprobs));
+  if (prompt_logprobs < -1 || prompt_logprobs > 20)
+    return InvalidArgument("prompt_logprobs must be in [0, 20] (or -1 for none), got " + std::to_string(prompt_logprobs));
   if (!(std::isfinite(repetition_penalty) && repetition_penalty > 0.f))
     return InvalidArgument("repetition_penalty must be > 0 (1 disables it), got " + std::to_string(repetition_penalty));
   if (!(presence_penalty >= -2.f && presence_penalty <= 2.f))

@@ -32,15 +32,20 @@ struct SamplingParams {
   bool ignore_eos = false;
   std::vector<int32_t> stop_token_ids;  // end generation (the token is part of the output)
   std::vector<std::string> stop;        // stop strings (need a tokenizer); text ends before them
+  bool include_stop_str_in_output = false;  // text ends after the matched stop string instead
 
   // ---- outputs
   bool logprobs = false;    // report the sampled token's log-probability
   int top_logprobs = 0;     // and this many alternatives (0..20)
+  // vLLM's prompt_logprobs: -1 = off; k in [0, 20] = for every prompt token after the
+  // first, its logprob given the tokens before it and the k most likely alternatives
+  // (raw distribution). The request then computes its whole prompt (no prefix-cache hit).
+  int prompt_logprobs = -1;
   int n = 1;                // completions of one prompt (1..64); they share its KV blocks
 
   // kInvalidArgument naming the field: temperature < 0 or not finite, top_k < 0,
   // top_p not in (0, 1], min_p not in [0, 1], top_logprobs not in [0, 20], penalties out
-  // of range, a non-finite logit bias, max_tokens <= 0, min_tokens not in [0, max_tokens],
+  // of range, prompt_logprobs not in [-1, 20], a non-finite logit bias, max_tokens <= 0, min_tokens not in [0, max_tokens],
   // n not in [1, 64], an empty stop string.
   [[nodiscard]] Status Validate() const;
 };

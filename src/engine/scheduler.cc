@@ -111,32 +111,64 @@ SchedulerOutput Scheduler::Schedule() {
       starved = true;
     }
   }
-  // 3. Admissions, in order, while they fit. None when a running sequence was preempted
-  // or could not grow: memory is short, and newcomers must not overtake it.
-  if (starved || !out.preempted.empty()) return out;
+  // 3. Admissions, in order, while they fit. When a running sequence was preempted or
+  // could not grow, memory is short and newcomers must not overtake it: only a waiting
+  // sequence of strictly better priority than some running one may still come in (by
+  // preempting, below).
+  const bool short_of_memory = starved || !out.preempted.empty();
   const int bs = pool_.block_size();
-  for (size_t i = 0; i < waiting_.size() && budget > 0 && num_running() < opt_.max_num_seqs;) {
+  for (size_t i = 0; i < waiting_.size() && budget > 0;) {
     Sequence* s = waiting_[i];
     if (s->leader && !s->leader->prompt_computed && !s->leader->is_finished()) {
       ++i;  // an n>1 sibling: wait for the leader's prompt blocks, without blocking others
       continue;
     }
-    PrefixMatch m = pool_.FindCachedPrefix(s->tokens, s->cache_salt);
+    Sequence* worst = running_.empty() ? nullptr : running_.back();
+    const bool outranks = worst && s->priority < worst->priority;
+    if (short_of_memory && !outranks) break;
+    if (num_running() >= opt_.max_num_seqs) {
+      if (!outranks) break;
+      PreemptForPriority(worst, &scheduled, &budget, &out);
+      continue;
+    }
+    // A sequence that wants prompt logprobs computes its whole prompt: a hit would skip
+    // the logit rows of the cached positions.
+    PrefixMatch m;
+    if (!s->needs_prompt_logprobs()) m = pool_.FindCachedPrefix(s->tokens, s->cache_salt);
     // At least one token must be computed: it produces the logits to sample from.
     while (m.num_blocks() * bs >= s->num_tokens()) {
       m.blocks.pop_back();
       m.hashes.pop_back();
     }
-    const int64_t cached = m.num_blocks() * bs;
+    // n > 1: the leader's computed full prompt blocks are shared by reference when the
+    // prefix index offers fewer (always, with prefix caching off).
+    const int64_t from_leader = s->needs_prompt_logprobs() ? 0 : SharableLeaderBlocks(s);
+    const bool share = from_leader > m.num_blocks();
+    const int64_t reused = share ? from_leader : m.num_blocks();
+    const int64_t cached = reused * bs;
     int64_t n = s->num_tokens() - cached;
     if (n > budget) {
       if (!opt_.enable_chunked_prefill) break;
       n = budget;
     }
-    const int64_t need = pool_.BlocksFor(cached + n) - m.num_blocks();
-    if (!pool_.can_allocate(m, need)) break;  // head of line: nobody overtakes
-    s->block_table = pool_.allocate(m, need);
-    s->block_hashes = m.hashes;
+    const int64_t need = pool_.BlocksFor(cached + n) - reused;
+    if (!(share ? pool_.can_allocate(need) : pool_.can_allocate(m, need))) {
+      // Head of line: nobody overtakes, but a better priority takes blocks from the worst.
+      if (!outranks) break;
+      PreemptForPriority(worst, &scheduled, &budget, &out);
+      continue;
+    }
+    if (share) {
+      const Sequence* l = s->leader;
+      s->block_table.assign(l->block_table.begin(), l->block_table.begin() + from_leader);
+      pool_.share(s->block_table);
+      pool_.allocate(need, &s->block_table);
+      const size_t h = std::min(static_cast<size_t>(from_leader), l->block_hashes.size());
+      s->block_hashes.assign(l->block_hashes.begin(), l->block_hashes.begin() + static_cast<std::ptrdiff_t>(h));
+    } else {
+      s->block_table = pool_.allocate(m, need);
+      s->block_hashes = m.hashes;
+    }
     s->num_computed_tokens = cached;
     if (!s->ever_scheduled) s->num_cached_tokens = std::min(cached, s->num_prompt_tokens);
     s->status = SequenceStatus::kRunning;
@@ -145,6 +177,30 @@ SchedulerOutput Scheduler::Schedule() {
     schedule(s, n);
   }
   return out;
+}
+
+int64_t Scheduler::SharableLeaderBlocks(const Sequence* s) const {
+  const Sequence* l = s->leader;
+  if (!l || l->status != SequenceStatus::kRunning) return 0;
+  // Only full blocks of the prompt: the leader writes its outputs after them. At least
+  // one of s's own tokens stays to compute.
+  const int64_t full = std::min(l->num_computed_tokens, l->num_prompt_tokens) / pool_.block_size();
+  return std::min(full, (s->num_tokens() - 1) / pool_.block_size());
+}
+
+void Scheduler::PreemptForPriority(Sequence* victim, std::vector<Sequence*>* scheduled, int64_t* budget,
+                                   SchedulerOutput* out) {
+  // The victim may already be in this step's plan: take it out and give back its tokens.
+  if (auto it = std::find(scheduled->begin(), scheduled->end(), victim); it != scheduled->end()) {
+    scheduled->erase(it);
+    auto ss = std::find_if(out->scheduled.begin(), out->scheduled.end(),
+                           [&](const ScheduledSequence& x) { return x.seq == victim; });
+    out->num_batched_tokens -= ss->num_new_tokens;
+    if (!victim->prompt_computed || victim->num_uncomputed() > 1) out->num_prefill_tokens -= ss->num_new_tokens;
+    *budget += ss->num_new_tokens;
+    out->scheduled.erase(ss);
+  }
+  Preempt(victim, out);
 }
 
 void Scheduler::OnStepComputed(const SchedulerOutput& out) {

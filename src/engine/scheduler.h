@@ -18,6 +18,12 @@
 //               the last running sequence in order that is not scheduled this step
 //               releases all its blocks and goes back to waiting (keeping its tokens);
 //               with no such victim, the sequence preempts itself.
+//   priority    a waiting sequence that does not fit (blocks or max_num_seqs) while a
+//               running one has a strictly worse priority preempts the last running
+//               sequence in order (worst priority, latest arrival) — even one already
+//               planned for this step — until it fits or nobody worse runs.
+//   n > 1       siblings wait for the leader's prompt, then reference its full prompt
+//               blocks (prefix index hit, or the leader's blocks directly).
 #pragma once
 
 #include <cstdint>
@@ -79,6 +85,11 @@ class Scheduler {
   // False when seq itself had to be preempted (or, for a prefill, could not grow).
   bool Reserve(Sequence* seq, int64_t num_tokens, const std::vector<Sequence*>& scheduled, SchedulerOutput* out);
   void Preempt(Sequence* seq, SchedulerOutput* out);
+  // Preempts a running sequence so that a waiting one of better priority fits, taking
+  // it out of this step's plan first if it is there.
+  void PreemptForPriority(Sequence* victim, std::vector<Sequence*>* scheduled, int64_t* budget, SchedulerOutput* out);
+  // Leading blocks an n>1 sibling may share with its running leader (0 if none).
+  [[nodiscard]] int64_t SharableLeaderBlocks(const Sequence* s) const;
   void InsertWaiting(Sequence* seq);
   void InsertRunning(Sequence* seq);
 

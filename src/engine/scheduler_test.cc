@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <string>
 
 namespace tide {
 namespace {
@@ -226,6 +228,104 @@ TEST(SchedulerTest, SiblingsWaitForTheLeadersPrompt) {
   EXPECT_EQ(h.NewTokens(out, sib), 0);
   out = h.Step();
   EXPECT_EQ(h.NewTokens(out, sib), 4);  // 9 blocks cached, the last 4 tokens computed
+}
+
+TEST(SchedulerTest, WithoutPrefixCachingSiblingsReferenceTheLeadersPromptBlocks) {
+  Harness h(64, {4, 16, true}, /*caching=*/false);
+  Sequence* leader = h.Add(10);
+  Sequence* sib = h.Add(10, 0, 1000);  // the same prompt
+  sib->leader = leader;
+  SchedulerOutput out = h.Step();
+  EXPECT_EQ(h.NewTokens(out, leader), 10);
+  EXPECT_EQ(h.NewTokens(out, sib), 0);
+  out = h.Step();
+  EXPECT_EQ(h.NewTokens(out, sib), 2);  // 2 full blocks shared, the partial one's 2 tokens computed
+  EXPECT_EQ(out.num_prefill_tokens, 2);
+  EXPECT_EQ(sib->num_cached_tokens, 8);
+  ASSERT_GE(sib->num_blocks(), 3);
+  for (int j = 0; j < 2; ++j) {
+    EXPECT_EQ(sib->block_table[static_cast<size_t>(j)], leader->block_table[static_cast<size_t>(j)]);
+    EXPECT_EQ(h.pool.ref_count(sib->block_table[static_cast<size_t>(j)]), 2);
+  }
+  EXPECT_NE(sib->block_table[2], leader->block_table[2]);
+  EXPECT_EQ(h.pool.prefix_caching(), false);
+}
+
+TEST(SchedulerTest, FinishingOneSiblingInEveryStateFreesExactlyItsOwnBlocks) {
+  // Budget 2 tokens a step: the leader's 10-token prompt takes 5 steps, then the sibling
+  // is admitted with 1 of its 2 uncached tokens (prefilling), then decodes.
+  struct Case {
+    std::string name;
+    int steps_before;
+    SequenceStatus sib_status;
+    int64_t sib_computed;  // expected, to pin the state down
+  };
+  for (const Case& c : std::vector<Case>{{"waiting for the leader", 3, SequenceStatus::kWaiting, 0},
+                                         {"prefilling", 6, SequenceStatus::kRunning, 9},
+                                         {"decoding", 9, SequenceStatus::kRunning, 12}}) {
+    Harness h(64, {2, 2, true}, /*caching=*/false);
+    Sequence* leader = h.Add(10);
+    Sequence* sib = h.Add(10, 0, 1000);
+    sib->leader = leader;
+    for (int i = 0; i < c.steps_before; ++i) h.Step();
+    ASSERT_EQ(sib->status, c.sib_status) << c.name;
+    ASSERT_EQ(sib->num_computed_tokens, c.sib_computed) << c.name;
+    int64_t own = 0;
+    for (int32_t b : sib->block_table)
+      own += std::find(leader->block_table.begin(), leader->block_table.end(), b) == leader->block_table.end();
+    if (c.sib_status == SequenceStatus::kRunning) {
+      EXPECT_GT(own, 0) << c.name;
+    }
+    const int64_t used = h.pool.num_used();
+    h.sched.Finish(sib, SequenceStatus::kFinishedAborted);
+    EXPECT_EQ(h.pool.num_used(), used - own) << c.name;
+    for (int32_t b : leader->block_table) EXPECT_EQ(h.pool.ref_count(b), 1) << c.name;
+    const std::vector<int32_t> before = leader->block_table;
+    h.Step();  // the leader goes on with its blocks intact
+    EXPECT_EQ(std::vector<int32_t>(leader->block_table.begin(), leader->block_table.begin() + 2),
+              std::vector<int32_t>(before.begin(), before.begin() + 2)) << c.name;
+    h.sched.Finish(leader, SequenceStatus::kFinishedLength);
+    EXPECT_EQ(h.pool.num_free(), 64) << c.name;
+  }
+}
+
+TEST(SchedulerTest, BetterPriorityPreemptsTheWorstRunningAtMaxNumSeqs) {
+  Harness h(64, {2, 16, true});
+  Sequence* a = h.Add(4, /*priority=*/1);
+  Sequence* b = h.Add(4, /*priority=*/1);
+  h.Step();
+  Sequence* c = h.Add(4, /*priority=*/0);
+  SchedulerOutput out = h.Step();
+  EXPECT_EQ(out.preempted, (std::vector<Sequence*>{b}));  // worst priority, latest arrival
+  EXPECT_EQ(h.NewTokens(out, c), 4);
+  EXPECT_EQ(h.NewTokens(out, a), 1);
+  EXPECT_EQ(h.NewTokens(out, b), 0);  // taken out of the plan it was already in
+  EXPECT_EQ(out.num_batched_tokens, 5);
+  EXPECT_EQ(out.num_prefill_tokens, 4);
+  EXPECT_EQ(b->status, SequenceStatus::kWaiting);
+  EXPECT_TRUE(b->block_table.empty());
+  EXPECT_EQ(b->num_output_tokens(), 1);
+}
+
+TEST(SchedulerTest, BetterPriorityPreemptsWhenBlocksRunOutButEqualPriorityWaits) {
+  for (int c_priority : {0, 1}) {
+    Harness h(5, {4, 16, true}, /*caching=*/false);
+    Sequence* a = h.Add(7, 1);
+    Sequence* b = h.Add(7, 1);
+    h.Step();  // 2 blocks each, 1 free
+    Sequence* c = h.Add(6, c_priority);  // needs 2 blocks
+    SchedulerOutput out = h.Step();
+    EXPECT_EQ(h.NewTokens(out, a), 1) << c_priority;
+    if (c_priority == 0) {
+      EXPECT_EQ(out.preempted, (std::vector<Sequence*>{b}));
+      EXPECT_EQ(h.NewTokens(out, c), 6);
+    } else {  // FCFS: c waits its turn, nobody is preempted
+      EXPECT_TRUE(out.preempted.empty());
+      EXPECT_EQ(h.NewTokens(out, b), 1);
+      EXPECT_EQ(h.NewTokens(out, c), 0);
+      EXPECT_EQ(c->status, SequenceStatus::kWaiting);
+    }
+  }
 }
 
 }  // namespace

@@ -47,10 +47,23 @@ struct Sequence {
   bool prompt_computed = false;     // sticky: the whole prompt has been computed once
   bool ever_scheduled = false;
   int num_preemptions = 0;
-  // n > 1: siblings wait until the leader's prompt is computed, then reuse its blocks
-  // through the prefix cache. Null for the leader. The engine keeps a request's
+  // n > 1: siblings wait until the leader's prompt is computed, then reference its full
+  // prompt blocks (prefix index, or its block table directly). Null for the leader. The engine keeps a request's
   // sequences alive together, so the pointer stays valid.
   const Sequence* leader = nullptr;
+
+  // Prompt logprobs (completion 0 of a request asking for them): top-k, or -1 for none;
+  // entries for prompt tokens 1.. are collected as the prompt is computed and handed
+  // out with the first output.
+  int prompt_logprobs_k = -1;
+  std::vector<SampleResult> prompt_logprobs;
+  bool prompt_logprobs_sent = false;
+  // Whether prompt positions still need logit rows: while true the sequence takes no
+  // prefix-cache hit or shared blocks (a hit would skip the rows).
+  [[nodiscard]] bool needs_prompt_logprobs() const {
+    return prompt_logprobs_k >= 0 && !prompt_logprobs_sent &&
+           static_cast<int64_t>(prompt_logprobs.size()) < num_prompt_tokens - 1;
+  }
 
   // Per-completion output state (EngineCore).
   std::vector<SampleResult> pending_logprobs;
