@@ -256,9 +256,13 @@ struct OfflineArgs {
   std::string output_len = "16:64";
   std::string concurrency = "1,4,16";
   int shared_prefix = 0;
-  std::string kv_cache_memory = "2G";
-  int block_size = 16;
-  int64_t max_num_batched_tokens = 512;
+  // --max-num-seqs comes from --concurrency, prefix caching from --shared-prefix.
+  EngineFlags engine = [] {
+    EngineFlags f;
+    f.kv_cache_memory = "2G";
+    f.max_num_batched_tokens = 512;
+    return f;
+  }();
   uint64_t seed = 1;
 };
 
@@ -293,7 +297,8 @@ Status RunOffline(const OfflineArgs& a) {
       conc.push_back(r.first);
     }
   }
-  ASSIGN_OR_RETURN(int64_t kv_bytes, ParseByteSize(a.kv_cache_memory));
+  EngineOptions flags;
+  RETURN_IF_ERROR(ApplyEngineFlags(a.engine, &flags));
   ASSIGN_OR_RETURN(std::string path, BenchModelPath(a.model));
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(path));
   const ModelConfig& c = model->config();
@@ -329,11 +334,9 @@ Status RunOffline(const OfflineArgs& a) {
   std::vector<bool> cache_modes = a.shared_prefix > 0 ? std::vector<bool>{false, true} : std::vector<bool>{true};
   for (int seqs : conc) {
     for (bool cache : cache_modes) {
-      EngineOptions eo;
-      eo.kv_cache_bytes = kv_bytes;
-      eo.block_size = a.block_size;
+      EngineOptions eo = flags;
       eo.max_num_seqs = seqs;
-      eo.max_num_batched_tokens = std::max<int64_t>(a.max_num_batched_tokens, seqs);
+      eo.max_num_batched_tokens = std::max<int64_t>(a.engine.max_num_batched_tokens, seqs);
       eo.max_model_len = max_len;
       eo.enable_prefix_caching = cache;
       std::unique_ptr<ModelRunner> runner = MakeModelRunner(*model, ctx);
@@ -405,9 +408,7 @@ void AddBenchCommand(CLI::App& app) {
   off->add_option("--shared-prefix", o->shared_prefix,
                   "Tokens of a prefix shared by every prompt; > 0 runs each point with the prefix cache off and on")
       ->capture_default_str();
-  off->add_option("--kv-cache-memory", o->kv_cache_memory, "KV cache budget")->capture_default_str();
-  off->add_option("--block-size", o->block_size, "Tokens per KV block")->capture_default_str();
-  off->add_option("--max-num-batched-tokens", o->max_num_batched_tokens, "Tokens per step")->capture_default_str();
+  AddEngineFlags(off, &o->engine, "2G", kKvCacheMemoryFlag | kBlockSizeFlag | kMaxNumBatchedTokensFlag);
   off->add_option("--seed", o->seed, "Workload seed")->capture_default_str();
   off->callback([o] {
     Status s = RunOffline(*o);

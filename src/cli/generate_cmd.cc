@@ -31,8 +31,14 @@ struct GenerateArgs {
   int threads = 0;
   bool ignore_eos = false;
   bool json = false;
-  std::string kv_cache_memory;  // "" = exactly one request of prompt + max_tokens
-  int block_size = 16;
+  // One request: one sequence, and by default a context and a KV cache of exactly
+  // prompt + max_tokens.
+  EngineFlags engine = [] {
+    EngineFlags f;
+    f.max_num_seqs = 1;
+    f.max_num_batched_tokens = 512;
+    return f;
+  }();
   std::string device = "cpu";          // --device: cpu | cuda
   double gpu_memory_utilization = 0;   // --gpu-memory-utilization (cuda); 0 = unset
 };
@@ -121,22 +127,17 @@ Status Run(const GenerateArgs& a) {
   sp.logprobs = a.json;
   sp.top_logprobs = a.json ? 20 : 0;
 
-  // One request: size the engine for it (the model's context bounds it; a request over
-  // that is refused by the engine with the context-length error).
+  // One request: size the engine for it unless the flags say otherwise (the model's
+  // context bounds it; a request over that is refused by the engine with the
+  // context-length error).
   EngineOptions eo;
-  eo.block_size = a.block_size;
   const int64_t model_ctx = model->config().max_position_embeddings;
   const int64_t need = static_cast<int64_t>(req.prompt.size()) + a.max_tokens;
   eo.max_model_len = need <= model_ctx ? std::max<int64_t>(need, 2) : model_ctx;
-  eo.max_num_seqs = 1;
-  eo.max_num_batched_tokens = 512;
-  if (!a.kv_cache_memory.empty()) {
-    ASSIGN_OR_RETURN(eo.kv_cache_bytes, ParseByteSize(a.kv_cache_memory));
-  } else if (gpu_kv_budget > 0) {
-    eo.kv_cache_bytes = gpu_kv_budget;
-  } else {
-    eo.num_kv_blocks = (eo.max_model_len + a.block_size - 1) / std::max(a.block_size, 1);
-  }
+  if (gpu_kv_budget > 0) eo.kv_cache_bytes = gpu_kv_budget;
+  RETURN_IF_ERROR(ApplyEngineFlags(a.engine, &eo));
+  if (a.engine.kv_cache_memory.empty() && gpu_kv_budget <= 0)
+    eo.num_kv_blocks = (eo.max_model_len + eo.block_size - 1) / std::max(eo.block_size, 1);
   // The runner puts the KV cache on ctx.device.
   std::unique_ptr<ModelRunner> runner = MakeModelRunner(*model, ctx);
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(*runner, tok.get(), eo));
@@ -214,9 +215,8 @@ void AddGenerateCommand(CLI::App& app) {
   sub->add_option("--seed", a->seed, "Sampling seed (output is a function of seed and position)")->capture_default_str();
   sub->add_option("--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
   sub->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-sequence tokens");
-  sub->add_option("--kv-cache-memory", a->kv_cache_memory,
-                  "KV cache budget (e.g. 512M, 4G); default: exactly one request of prompt + max tokens");
-  sub->add_option("--block-size", a->block_size, "Tokens per KV block")->capture_default_str()->check(CLI::PositiveNumber);
+  AddEngineFlags(sub, &a->engine,
+                 "exactly one request of --max-model-len (with --device cuda and --gpu-memory-utilization, that share)");
   sub->add_option("--device", a->device, "Where the model runs: cpu or cuda")->capture_default_str();
   sub->add_option("--gpu-memory-utilization", a->gpu_memory_utilization,
                   "With --device cuda: fraction of GPU memory for weights + KV cache (e.g. 0.9); sizes the KV cache")

@@ -49,6 +49,19 @@ expect_error "prompt id out of vocabulary" "outside the vocabulary" "$tide" gene
 expect_error "negative temperature" "temperature" "$tide" generate --temperature -1
 expect_error "bad top_p" "top_p" "$tide" generate --top-p 1.5
 expect_error "context overflow" "exceeds the model's context length" "$tide" generate --max-tokens 100000
+# --- engine flags (shared with serve and bench offline) --------------------------------
+expect_error "kv cache too small" "raise --kv-cache-memory or lower --max-model-len" \
+  "$tide" generate --max-tokens 8 --kv-cache-memory 1K
+expect_error "bad kv cache size" "--kv-cache-memory" "$tide" generate --kv-cache-memory 12Q
+expect_error "max-model-len rejects a long prompt" "exceeds the model's context length 8 (max_model_len)" \
+  "$tide" generate --max-model-len 8 --max-tokens 4 --prompt "Once upon a time there was a little girl named Lily"
+if "$tide" generate --json --max-tokens 8 --ignore-eos --max-model-len 64 --kv-cache-memory 4M --block-size 8 \
+     --max-num-seqs 4 --max-num-batched-tokens 16 --no-enable-prefix-caching >"$work/f.json" 2>"$work/f.err" &&
+   cmp -s <(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["output_ids"])' "$work/a.json") \
+          <(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["output_ids"])' "$work/f.json") &&
+   grep -q "block size 8, max_model_len 64" "$work/f.err"
+then ok "engine flags: same greedy tokens, the KV summary follows the flags"
+else bad "engine flags"; cat "$work/f.err"; fi
 printf 'not a model' >"$work/junk.gguf"
 expect_error "junk gguf" "junk.gguf" "$tide" inspect --model "$work/junk.gguf"
 "$tide" generate --max-tokens 0 >/dev/null 2>&1; rc=$?
