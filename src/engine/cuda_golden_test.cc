@@ -20,12 +20,15 @@
 // Precision::kFast, rounds activations to bf16 for prefill-sized matmuls (and prefill
 // attention at head_dim 64/128, which no fixture has), as bf16 engines do; it is checked
 // separately with kBf16, which takes the bf16 GEMM from 9 rows up so that every prompt
-// here but the shortest exercises it. Each matmul input then carries a bf16 rounding
-// (2^-9 relative, ~1.1e-3 rms), and with 2-5 layers of ~4 matmuls plus the head the
-// logits move by ~sqrt(20)·1.1e-3 relative; at the fixtures' logit scale (|logit| of a
-// few units) that is ~1e-2 in a logprob. We assert 5e-2 (the measured value is printed):
-// twice the smallest greedy margin, and far under what a wrong row or a dropped term
-// does (O(1)).
+// here but the two shortest (m <= 8 stays on the f32 GEMV) exercises it. Each matmul
+// input then carries a bf16 rounding (2^-9 relative, ~1e-3 rms, which ops_cuda_test
+// checks per matmul); these random models amplify it through sharp attention and
+// gains over their 2-5 layers, and the reference logprobs span 15 nats, so the worst
+// of the 256-512 logprobs moves by 0.03-0.17 (measured on an H200 for the dense
+// models). We assert 0.3 for them. In the MoE fixtures a perturbed router logit can
+// also swap an expert (router margins down to 6e-4): measured up to 0.44 (qwen2_moe),
+// asserted 0.6. A wrong row, a dropped term or a bad conversion moves logprobs by
+// nats, so both still catch a broken bf16 path; the values are printed.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -42,7 +45,8 @@ using json = nlohmann::json;
 
 constexpr double kLogprobTol = 2e-4;
 constexpr double kBatchLogprobTol = 2e-4;  // two runs, each within kLogprobTol's regime
-constexpr double kBf16LogprobTol = 5e-2;   // bf16 activations (see above)
+constexpr double kBf16LogprobTol = 0.3;     // bf16 activations, dense models (see above)
+constexpr double kBf16MoeLogprobTol = 0.6;  // bf16 activations, MoE (expert swaps)
 
 ExecContext CudaCtx(Precision precision = Precision::kExact) {
   return ExecContext{.device = DeviceKind::kCuda, .precision = precision};
@@ -71,7 +75,10 @@ TEST_P(CudaGoldenTest, MatchesTransformers) {
                                 kLogprobTol,
                                 GetParam() + " prompt of " + std::to_string(prompts.back().size()) + " tokens on CUDA");
     golden::ExpectLogprobsClose(golden::LastLogprobs(**model, CudaCtx(Precision::kBf16), prompts.back()),
-                                p["last_logprobs"], kBf16LogprobTol,
+                                p["last_logprobs"],
+                                GetParam().find("moe") != std::string::npos || GetParam() == "mixtral"
+                                    ? kBf16MoeLogprobTol
+                                    : kBf16LogprobTol,
                                 GetParam() + " prompt of " + std::to_string(prompts.back().size()) +
                                     " tokens on CUDA, bf16 activations");
   }

@@ -44,6 +44,9 @@ void AttentionCpu(const AttentionParams& p, ThreadPool* pool);
 // Decode batches (n_tokens == n_seqs) run in f32 whatever `precision`; other batches run
 // on the tensor cores with Q/K/V/P rounded to bf16 unless precision is kExact (f32).
 void AttentionCuda(const AttentionParams& p, void* stream, Precision precision = Precision::kFast);
+// Tuning hook for tests and benchmarks: warps per block (4 or 8) of the tensor-core
+// prefill kernel; 0 restores the default. Not thread-safe; affects later launches.
+void SetAttentionCudaFlashWarps(int warps);
 void Attention(const ExecContext& ctx, const AttentionParams& p);
 
 }  // namespace tide

@@ -21,6 +21,8 @@
 // Decode batches (one query token per sequence, n_tokens == n_seqs) take a separate
 // flash-decoding path, below: the context is split into chunks handled by different
 // blocks, and a combine kernel merges the chunks' softmax states.
+#include <cstdlib>
+
 #include "backend/cuda/blas_lt.h"
 #include "backend/cuda/kernel_util.cuh"
 #include "ops/attention/attention.h"
@@ -218,7 +220,7 @@ void Launch(const AttentionParams& p, cudaStream_t s) {
 
 // ---- prefill on the tensor cores (Precision::kFast / kBf16) ------------------------
 //
-// The same work split as above (a block owns kFaRows query rows sharing one KV head:
+// The same work split as above (a block owns 16·W query rows sharing one KV head:
 // consecutive tokens of one sequence x the heads of that KV head's GQA group), but Q,
 // K and V are rounded to bf16 as they enter shared memory and both products run on
 // mma.sync m16n8k16 (bf16 in, f32 accumulate): warp w owns rows [16w, 16w + 16) and
@@ -229,7 +231,7 @@ void Launch(const AttentionParams& p, cudaStream_t s) {
 // agrees). P goes from the score accumulators straight into A fragments (the
 // m16n8k16 C layout of two adjacent key tiles is the A layout of one 16-key step).
 //
-// Shared memory: Q [kFaRows][D + 8], K [kFaKeys][D + 8] and V transposed [D][kFaKeys + 8]
+// Shared memory: Q [16·W][D + 8], K [kFaKeys][D + 8] and V transposed [D][kFaKeys + 8]
 // in bf16, so the B fragments of both products are single 32-bit loads of two adjacent
 // k-elements; the 16-byte row padding spreads the 8 rows a fragment load touches over
 // all 32 banks. The next K/V tile streams in as f32 (cp.async, through the block table)
@@ -243,27 +245,30 @@ void Launch(const AttentionParams& p, cudaStream_t s) {
 // and of v (2^-9 relative each); sums and softmax in f32. Against f64, outputs (convex
 // combinations of v) are off by ~1e-3 of max |v| typically.
 
-constexpr int kFaWarps = 8;
-constexpr int kFaThreads = kFaWarps * 32;
-constexpr int kFaRows = kFaWarps * 16;  // query rows per block
-constexpr int kFaKeys = 64;             // keys per tile
+constexpr int kFaKeys = 64;  // keys per tile
 
-Geometry PlanFlash(const AttentionParams& p) {
+Geometry PlanFlash(const AttentionParams& p, int rows) {
   const int group = p.n_heads / p.n_kv_heads;
   Geometry g;
-  g.heads_per_block = group < kFaRows ? group : kFaRows;
-  g.tokens_per_block = kFaRows / g.heads_per_block;
+  g.heads_per_block = group < rows ? group : rows;
+  g.tokens_per_block = rows / g.heads_per_block;
   g.head_chunks = (group + g.heads_per_block - 1) / g.heads_per_block;
   return g;
 }
 
-template <int D>
+// W warps, 16 query rows each. Shared memory: K, Vᵀ (bf16), then one region that first
+// holds the Q tile (bf16, only until its fragments are in registers) and then the f32
+// staging of K and V.
+template <int D, int W>
 struct FaLayout {
-  static constexpr int kQStride = D + 8;       // bf16 elements per Q / K row in shared memory
+  static constexpr int kRows = 16 * W;
+  static constexpr int kQStride = D + 8;        // bf16 elements per Q / K row in shared memory
   static constexpr int kVStride = kFaKeys + 8;  // per row of Vᵀ
-  static constexpr int kFStride = D + 4;       // f32 elements per staged K / V row
-  static constexpr size_t kBf16Bytes = 2 * (static_cast<size_t>(kFaRows) * kQStride + kFaKeys * kQStride + D * kVStride);
-  static constexpr size_t kBytes = kBf16Bytes + 4 * 2 * static_cast<size_t>(kFaKeys) * kFStride;
+  static constexpr int kFStride = D + 4;        // f32 elements per staged K / V row
+  static constexpr size_t kKvBytes = 2 * (static_cast<size_t>(kFaKeys) * kQStride + D * kVStride);
+  static constexpr size_t kQBytes = 2 * static_cast<size_t>(kRows) * kQStride;
+  static constexpr size_t kStageBytes = 4 * 2 * static_cast<size_t>(kFaKeys) * kFStride;
+  static constexpr size_t kBytes = kKvBytes + (kQBytes > kStageBytes ? kQBytes : kStageBytes);
 };
 
 // 16 bytes global -> shared without passing through registers; src_bytes 0 zero-fills.
@@ -291,14 +296,15 @@ __device__ __forceinline__ void MmaBf16(float (&c)[4], const uint32_t (&a)[4], u
 }
 
 // REQUIRES: head_dim == D; q, out, k_cache, v_cache 16-byte aligned.
-template <int D>
-__global__ void __launch_bounds__(kFaThreads)
+template <int D, int W>
+__global__ void __launch_bounds__(W * 32)
     FlashPrefillKernel(AttentionParams p, Geometry geo, int64_t n_tiles) {
-  using L = FaLayout<D>;
+  using L = FaLayout<D, W>;
+  constexpr int kFaRows = L::kRows, kFaThreads = W * 32;
   extern __shared__ float4 fa_smem4[];
-  __nv_bfloat16* sq = reinterpret_cast<__nv_bfloat16*>(fa_smem4);
-  __nv_bfloat16* sk = sq + kFaRows * L::kQStride;
+  __nv_bfloat16* sk = reinterpret_cast<__nv_bfloat16*>(fa_smem4);
   __nv_bfloat16* svt = sk + kFaKeys * L::kQStride;
+  __nv_bfloat16* sq = reinterpret_cast<__nv_bfloat16*>(reinterpret_cast<unsigned char*>(fa_smem4) + L::kKvBytes);
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int g = lane / 4, t = lane % 4;  // fragment row (and key/dim) group, and lane within it
 
@@ -371,7 +377,7 @@ __global__ void __launch_bounds__(kFaThreads)
   };
   // K/V tiles arrive as f32 in a staging area by cp.async, one tile ahead: tile i+1 is
   // in flight while tile i is multiplied. Rows past kv_len are zero-filled.
-  float* stk = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(fa_smem4) + L::kBf16Bytes);
+  float* stk = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(fa_smem4) + L::kKvBytes);  // over Q
   float* stv = stk + kFaKeys * L::kFStride;
   auto stage = [&](int k0) {
     for (int i = tid; i < kFaKeys * kVecs; i += kFaThreads) {
@@ -384,6 +390,7 @@ __global__ void __launch_bounds__(kFaThreads)
     }
     CpAsyncCommit();
   };
+  __syncthreads();  // every warp has its Q fragments: the staging area may overwrite Q
   stage(0);
   for (int k0 = 0; k0 <= last_pos; k0 += kFaKeys) {
     CpAsyncWaitAll();
@@ -423,13 +430,16 @@ __global__ void __launch_bounds__(kFaThreads)
     }
     // Mask, scale, running max. Element e of key tile nt: row (e < 2 ? r0 : r1),
     // key k0 + nt * 8 + 2t + (e & 1).
+    // Only tiles reaching past the block's first row position need the causal mask
+    // (rows past the tile's end have pos -1, but their scores are never stored).
+    const bool masked = k0 + kFaKeys - 1 > base_pos;
     float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
     for (int nt = 0; nt < kFaKeys / 8; ++nt) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int kp = k0 + nt * 8 + 2 * t + (e & 1);
-        const bool live = kp <= (e < 2 ? pos0 : pos1);
+        const bool live = !masked || kp <= (e < 2 ? pos0 : pos1);
         sc[nt][e] = live ? sc[nt][e] * scale2 : -INFINITY;
       }
       mx0 = fmaxf(mx0, fmaxf(sc[nt][0], sc[nt][1]));
@@ -499,33 +509,48 @@ __global__ void __launch_bounds__(kFaThreads)
   }
 }
 
-template <int D>
+template <int D, int W>
 void LaunchFlash(const AttentionParams& p, cudaStream_t s) {
-  const Geometry geo = PlanFlash(p);
+  using L = FaLayout<D, W>;
+  const Geometry geo = PlanFlash(p, L::kRows);
   static bool raised = false;
   if (!raised) {
-    const cudaError_t e = cudaFuncSetAttribute(FlashPrefillKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               static_cast<int>(FaLayout<D>::kBytes));
+    const cudaError_t e = cudaFuncSetAttribute(FlashPrefillKernel<D, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(L::kBytes));
     if (e != cudaSuccess) cuda::NoteLaunchError(e, "attention (flash shared memory limit)");
     raised = true;
   }
   const int64_t tiles = p.n_tokens / geo.tokens_per_block + p.n_seqs;
   const int64_t blocks = tiles * p.n_kv_heads * geo.head_chunks;
-  FlashPrefillKernel<D><<<static_cast<unsigned>(blocks), kFaThreads, FaLayout<D>::kBytes, s>>>(p, geo, tiles);
+  FlashPrefillKernel<D, W><<<static_cast<unsigned>(blocks), W * 32, L::kBytes, s>>>(p, geo, tiles);
   TIDE_CUDA_LAUNCHED("attention (flash prefill)");
 }
+
+int g_flash_warps = 0;  // SetAttentionCudaFlashWarps; 0 = kFlashWarps
+
+// 8 warps (128 query rows) share each K/V tile between more rows (half the conversion
+// work per FLOP of 4 warps) and fit one block per multiprocessor; 4 warps fit two
+// blocks, so one block's loads and conversion can overlap the other's products.
+constexpr int kFlashWarps = 8;
 
 // True when the tensor-core kernel took the batch: head_dim 64 or 128, 16-byte aligned
 // tensors.
 bool TryFlash(const AttentionParams& p, cudaStream_t s) {
   auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
   if (!aligned(p.q) || !aligned(p.out) || !aligned(p.k_cache) || !aligned(p.v_cache)) return false;
+  // TIDE_FLASH_WARPS=4|8 overrides the default for a whole process (benchmarking).
+  static const int env_warps = [] {
+    const char* e = std::getenv("TIDE_FLASH_WARPS");
+    return e != nullptr ? std::atoi(e) : 0;
+  }();
+  const int warps = g_flash_warps != 0 ? g_flash_warps : env_warps != 0 ? env_warps : kFlashWarps;
+  const bool four = warps == 4;
   if (p.head_dim == 64) {
-    LaunchFlash<64>(p, s);
+    four ? LaunchFlash<64, 4>(p, s) : LaunchFlash<64, 8>(p, s);
     return true;
   }
   if (p.head_dim == 128) {
-    LaunchFlash<128>(p, s);
+    four ? LaunchFlash<128, 4>(p, s) : LaunchFlash<128, 8>(p, s);
     return true;
   }
   return false;
@@ -787,6 +812,8 @@ bool TryDecode(const AttentionParams& p, cudaStream_t s) {
 }
 
 }  // namespace
+
+void SetAttentionCudaFlashWarps(int warps) { g_flash_warps = warps; }
 
 void AttentionCuda(const AttentionParams& p, void* stream, Precision precision) {
   if (p.n_tokens == 0) return;

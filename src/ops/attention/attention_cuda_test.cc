@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda_test_util.h"
@@ -173,6 +175,8 @@ TEST(AttentionCudaTest, FlashBf16MatchesRef) {
       {{4, 1, 128, 1}, &kMixed},     // one token per block
       {{12, 4, 64, 16}, &kLong},
   };
+  for (const int warps : {8, 4}) {
+  SetAttentionCudaFlashWarps(warps);
   for (const Case& c : cases) {
     Batch b = MakeBatch(rng, c.shape, *c.seqs);
     ASSERT_TRUE(b.p.check().ok()) << b.p.check().ToString();
@@ -190,14 +194,71 @@ TEST(AttentionCudaTest, FlashBf16MatchesRef) {
       ref2 += static_cast<double>(want[i]) * want[i];
     }
     const double rel = std::sqrt(err2 / ref2);
-    std::printf("  heads %d/%d hd=%d bs=%d: max |err| %.3g, relative norm error %.3g\n", c.shape.n_heads,
-                c.shape.n_kv_heads, c.shape.head_dim, c.shape.block_size, max_err, rel);
-    const std::string what = "heads " + std::to_string(c.shape.n_heads) + "/" + std::to_string(c.shape.n_kv_heads) +
-                             " hd=" + std::to_string(c.shape.head_dim) + " bs=" + std::to_string(c.shape.block_size);
+    std::printf("  %d warps, heads %d/%d hd=%d bs=%d: max |err| %.3g, relative norm error %.3g\n", warps,
+                c.shape.n_heads, c.shape.n_kv_heads, c.shape.head_dim, c.shape.block_size, max_err, rel);
+    const std::string what = std::to_string(warps) + " warps, heads " + std::to_string(c.shape.n_heads) + "/" +
+                             std::to_string(c.shape.n_kv_heads) + " hd=" + std::to_string(c.shape.head_dim) +
+                             " bs=" + std::to_string(c.shape.block_size);
     EXPECT_LT(max_err, 3e-2) << what;
     EXPECT_LT(rel, 1e-2) << what;
     EXPECT_GT(rel, 1e-5) << what << ": the f32 kernel ran, not the tensor-core one";
   }
+  }
+  SetAttentionCudaFlashWarps(0);
+}
+
+// Not a check: times prefill attention at Llama-3-8B heads (32/8, head_dim 128) as
+// `tide bench forward` runs a 4096-token prompt (eight 512-token chunks, each over the
+// context so far) and in one piece, for the tensor-core kernel at 4 and 8 warps and the
+// f32 kernel on the last chunk. Run with --gtest_also_run_disabled_tests.
+TEST(AttentionCudaTest, DISABLED_PrefillTiming) {
+  TIDE_REQUIRE_CUDA();
+  Rng rng(15);
+  const Shape shape{32, 8, 128, 16};
+  auto time_batch = [&](const std::vector<SeqSpec>& seqs, Precision precision, int reps) {
+    Batch b = MakeBatch(rng, shape, seqs);
+    DeviceBuffer q = testing::Upload(b.q), kc = testing::Upload(b.k_cache), vc = testing::Upload(b.v_cache);
+    DeviceBuffer qs = testing::Upload(b.q_start), kl = testing::Upload(b.kv_len), bt = testing::Upload(b.block_table);
+    DeviceBuffer out = testing::Upload(std::vector<float>(b.q.size(), kNaN));
+    AttentionParams p = b.p;
+    p.q = q.as<float>();
+    p.k_cache = kc.as<float>();
+    p.v_cache = vc.as<float>();
+    p.out = out.as<float>();
+    p.q_start = qs.as<int32_t>();
+    p.kv_len = kl.as<int32_t>();
+    p.block_table = bt.as<int32_t>();
+    ExecContext ctx = testing::CudaCtx();
+    ctx.precision = precision;
+    Attention(ctx, p);
+    EXPECT_TRUE(Synchronize(ctx).ok());
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < reps; ++r) Attention(ctx, p);
+    EXPECT_TRUE(Synchronize(ctx).ok());
+    const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps;
+    double visible = 0;  // (query row, key) pairs the causal mask leaves, per head
+    for (const SeqSpec& sq : seqs)
+      for (int j = 0; j < sq.q_len; ++j) visible += sq.kv_len - sq.q_len + j + 1;
+    const double flops = 4.0 * shape.head_dim * shape.n_heads * visible;
+    return std::pair<double, double>{us, flops / us * 1e-6};
+  };
+  for (const int warps : {8, 4}) {
+    SetAttentionCudaFlashWarps(warps);
+    double total = 0, total_flops = 0;
+    for (int c = 0; c < 8; ++c) {
+      const auto [us, tf] = time_batch({{512, 512 * (c + 1)}}, Precision::kFast, 10);
+      std::printf("attention %d warps: chunk q 512 over kv %d: %.1f us (%.0f TFLOP/s)\n", warps, 512 * (c + 1), us, tf);
+      total += us;
+      total_flops += tf * us;
+    }
+    std::printf("attention %d warps: 4096 prompt in 512 chunks: %.1f us per layer (%.0f TFLOP/s)\n", warps, total,
+                total_flops / total);
+    const auto [us, tf] = time_batch({{4096, 4096}}, Precision::kFast, 5);
+    std::printf("attention %d warps: 4096 prompt in one piece: %.1f us per layer (%.0f TFLOP/s)\n", warps, us, tf);
+  }
+  SetAttentionCudaFlashWarps(0);
+  const auto [us, tf] = time_batch({{512, 4096}}, Precision::kExact, 2);
+  std::printf("attention f32 kernel: chunk q 512 over kv 4096: %.1f us (%.1f TFLOP/s)\n", us, tf);
 }
 
 // A query's output is bit-identical alone or batched (each row's arithmetic depends
