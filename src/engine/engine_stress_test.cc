@@ -29,7 +29,9 @@ std::vector<int32_t> Reference(const FakeModelRunner& fake, const Request& r, in
   return out;
 }
 
-TEST(EngineStressTest, TenThousandRandomRequestsWithCancellationsLeakNothing) {
+// Random arrivals (priorities 0..2, some n > 1, some asking for prompt logprobs) and
+// cancellations under a KV budget that makes preemption routine.
+void RunStress(bool prefix_caching) {
   FakeModelRunner fake;
   EngineOptions o;
   o.num_kv_blocks = 32;  // 128 tokens for up to 24 sequences: preemption is routine
@@ -37,6 +39,7 @@ TEST(EngineStressTest, TenThousandRandomRequestsWithCancellationsLeakNothing) {
   o.max_num_seqs = 24;
   o.max_num_batched_tokens = 64;
   o.max_model_len = 96;
+  o.enable_prefix_caching = prefix_caching;
   auto core_or = EngineCore::Create(fake, nullptr, o);
   ASSERT_TRUE(core_or.ok()) << core_or.status().ToString();
   EngineCore& core = **core_or;
@@ -89,8 +92,9 @@ TEST(EngineStressTest, TenThousandRandomRequestsWithCancellationsLeakNothing) {
       r.sampling.max_tokens = 1 + static_cast<int>(rng.NextU64() % 12);
       r.sampling.temperature = rng.NextU64() % 4 == 0 ? 0.f : 1.f;
       r.sampling.seed = rng.NextU64();
-      r.sampling.n = rng.NextU64() % 10 == 0 ? 2 : 1;
+      r.sampling.n = rng.NextU64() % 10 == 0 ? 2 + static_cast<int>(rng.NextU64() % 3) : 1;
       r.priority = static_cast<int>(rng.NextU64() % 3);
+      if (rng.NextU64() % 16 == 0) r.sampling.prompt_logprobs = static_cast<int>(rng.NextU64() % 3);
       ASSERT_TRUE(core.AddRequest(r, EngineClock()).ok());
       live.emplace(r.id, r);
     }
@@ -121,12 +125,18 @@ TEST(EngineStressTest, TenThousandRandomRequestsWithCancellationsLeakNothing) {
   const EngineStats st = core.stats();
   EXPECT_EQ(st.num_running + st.num_waiting, 0);
   EXPECT_GT(st.num_preemptions, 0) << "the budget was meant to force preemption";
-  EXPECT_GT(st.prefix_cache.hits, 0);
+  if (prefix_caching) {
+    EXPECT_GT(st.prefix_cache.hits, 0);
+  }
   EXPECT_GT(checked, 8000);
   std::printf("  %d requests, %d cancelled, %lld preemptions, %lld steps, prefix hit tokens %lld of %lld\n", submitted,
               cancelled, static_cast<long long>(st.num_preemptions), static_cast<long long>(st.num_steps),
               static_cast<long long>(st.prefix_cache.hit_tokens), static_cast<long long>(st.prefix_cache.query_tokens));
 }
+
+TEST(EngineStressTest, TenThousandRandomRequestsWithCancellationsLeakNothing) { RunStress(/*prefix_caching=*/true); }
+
+TEST(EngineStressTest, WithoutPrefixCachingSharedSiblingBlocksLeakNothing) { RunStress(/*prefix_caching=*/false); }
 
 TEST(EngineStressTest, SharedSystemPromptHitRate) {
   // 200 requests = one 64-token system prompt + a 0..15-token user suffix. After the
