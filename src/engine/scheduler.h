@@ -12,8 +12,9 @@
 //               each taking min(remaining, token budget) tokens (chunked prefill). A
 //               waiting sequence that does not fit in the blocks stops admission
 //               (head-of-line: no overtaking by smaller requests).
-//   admission   a waiting sequence reuses its longest cached prefix; it is admitted
-//               only while running < max_num_seqs and no preemption happened this step.
+//   admission   a waiting sequence reuses its longest cached prefix (none while it still
+//               needs prompt logprobs); it is admitted only while running < max_num_seqs
+//               and no preemption happened this step (except by priority, below).
 //   preemption  by recompute: when a running sequence needs a block and none is free,
 //               the last running sequence in order that is not scheduled this step
 //               releases all its blocks and goes back to waiting (keeping its tokens);
