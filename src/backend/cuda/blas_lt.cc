@@ -1,8 +1,10 @@
 #include "backend/cuda/blas_lt.h"
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 
+#include "backend/cuda/cuda_api.h"
 #include "backend/cuda/cuda_check.h"
 
 namespace tide::cuda {
@@ -18,6 +20,12 @@ const BlasLt& GetBlasLt() {
   return lt;
 }
 
+namespace {
+std::atomic<int64_t> g_scratch_generation{0};
+}  // namespace
+
+int64_t ScratchGeneration() noexcept { return g_scratch_generation.load(); }
+
 void* Scratch(int64_t bytes, ScratchSlot slot) {
   static void* bufs[static_cast<int>(ScratchSlot::kCount)] = {};
   static int64_t caps[static_cast<int>(ScratchSlot::kCount)] = {};
@@ -28,6 +36,7 @@ void* Scratch(int64_t bytes, ScratchSlot slot) {
     if (buf != nullptr) TIDE_CUDA_CHECK(cudaFree(buf));
     cap = std::max(bytes, cap * 2);
     TIDE_CUDA_CHECK(cudaMalloc(&buf, static_cast<size_t>(cap)));
+    g_scratch_generation.fetch_add(1);
   }
   return buf;
 }

@@ -148,6 +148,52 @@ Status MemInfo(int64_t* free_bytes, int64_t* total_bytes) {
   return OkStatus();
 }
 
+Result<void*> StreamCreate() {
+  cudaStream_t s = nullptr;
+  TIDE_CUDA_RETURN_IF_ERROR(cudaStreamCreate(&s));
+  return static_cast<void*>(s);
+}
+
+void StreamDestroy(void* stream) noexcept {
+  if (stream != nullptr) cudaStreamDestroy(AsStream(stream));
+}
+
+Status CaptureBegin(void* stream) {
+  RETURN_IF_ERROR(TakeLaunchError());
+  TIDE_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(AsStream(stream), cudaStreamCaptureModeRelaxed));
+  return OkStatus();
+}
+
+Result<void*> CaptureEnd(void* stream) {
+  cudaGraph_t graph = nullptr;
+  const cudaError_t end = cudaStreamEndCapture(AsStream(stream), &graph);
+  // A launch that failed while capturing is an error of the capture, not of a later step.
+  Status launched = TakeLaunchError();
+  if (end != cudaSuccess || !launched.ok()) {
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    if (!launched.ok()) return launched;
+    return ToStatus(end, "cudaStreamEndCapture");
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (inst != cudaSuccess) {
+    cudaGetLastError();
+    return ToStatus(inst, "cudaGraphInstantiate");
+  }
+  return static_cast<void*>(exec);
+}
+
+Status GraphLaunch(void* graph_exec, void* stream) {
+  TIDE_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph_exec), AsStream(stream)));
+  return OkStatus();
+}
+
+void GraphDestroy(void* graph_exec) noexcept {
+  if (graph_exec != nullptr) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph_exec));
+}
+
 std::string DeviceName() {
   int dev = 0;
   cudaDeviceProp prop{};

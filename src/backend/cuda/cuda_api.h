@@ -30,6 +30,22 @@ Status StreamSynchronize(void* stream);
 Status MemInfo(int64_t* free_bytes, int64_t* total_bytes);
 std::string DeviceName();
 
+// A stream of our own (blocking: ordered with the legacy default stream, so work queued
+// there by other code, e.g. KV cache creation, still runs first). CUDA graphs can only be
+// captured from such a stream.
+Result<void*> StreamCreate();
+void StreamDestroy(void* stream) noexcept;
+// Stream capture (relaxed mode: the ops call cudaFuncSetAttribute and cuBLASLt's host
+// heuristics while launching). CaptureEnd instantiates the graph; on any failure during
+// capture it returns the error and the stream is usable again.
+Status CaptureBegin(void* stream);
+Result<void*> CaptureEnd(void* stream);  // a cudaGraphExec_t
+Status GraphLaunch(void* graph_exec, void* stream);
+void GraphDestroy(void* graph_exec) noexcept;
+// Bumped each time the ops' scratch (blas_lt.h) is reallocated: work captured before then
+// refers to freed memory.
+int64_t ScratchGeneration() noexcept;
+
 // Kernel launches cannot return a Status through the void op dispatchers, so a launch
 // failure is remembered here (the first one wins) and the next boundary that waits for
 // the device (StreamSynchronize, MemcpyD2H) returns it.

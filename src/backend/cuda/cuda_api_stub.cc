@@ -26,6 +26,13 @@ Status Memset0(void*, int64_t, void*) { return NotBuilt(); }
 Status StreamSynchronize(void*) { return NotBuilt(); }
 Status MemInfo(int64_t*, int64_t*) { return NotBuilt(); }
 std::string DeviceName() { return ""; }
+Result<void*> StreamCreate() { return NotBuilt(); }
+void StreamDestroy(void*) noexcept {}
+Status CaptureBegin(void*) { return NotBuilt(); }
+Result<void*> CaptureEnd(void*) { return NotBuilt(); }
+Status GraphLaunch(void*, void*) { return NotBuilt(); }
+void GraphDestroy(void*) noexcept {}
+int64_t ScratchGeneration() noexcept { return 0; }
 Result<GpuLimits> MeasureGpuLimits() { return NotBuilt(); }
 
 }  // namespace tide::cuda
