@@ -54,6 +54,26 @@ class Model {
   // context, the cache and the weights are not on one device; kInternal for a device
   // fault (CUDA), which then leaves the cache in an unknown state.
   Status Forward(const ExecContext& ctx, const ForwardBatch& batch, KvCache& cache, std::vector<float>* logits);
+  // Forward without the copy to the host: *logits points to [batch.logit_rows.size(),
+  // vocab_size] f32 rows on the model's device (host memory on the CPU), owned by the
+  // model and valid until its next step. Nothing waits for the device: work queued next
+  // on ctx.stream sees the rows. Same errors as Forward.
+  Status ForwardKeepLogits(const ExecContext& ctx, const ForwardBatch& batch, KvCache& cache, const float** logits);
+
+  // CUDA graphs for decode steps (off by default). When on, a batch of n decode rows
+  // (one token per sequence, every row sampled, in order; dense models, ctx.stream a
+  // DeviceStream's) runs as one replay of a graph captured for the smallest bucket
+  // >= n (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, ..., 256) and the block-table width
+  // rounded up to a power of two; padded rows write nothing. A graph is captured the
+  // first time its shape is seen (that step runs eagerly) and again whenever scratch
+  // memory or the KV cache moved. Logits equal the eager path's for the padded batch
+  // bit for bit; the first n rows also equal the unpadded eager batch's wherever the
+  // kernels are batch-invariant (GEMV up to 8 rows; see docs/architecture.md). Other
+  // steps run eagerly. A failed capture logs a warning and turns graphs off. Turning
+  // graphs off keeps those captured (for A/B runs); DropDecodeGraphs frees them.
+  void SetDecodeGraphs(bool on);
+  // Frees every captured graph (e.g. before the KV cache they write is freed).
+  void DropDecodeGraphs();
 
  private:
   struct Impl;

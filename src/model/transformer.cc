@@ -13,8 +13,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <unordered_map>
 
+#include "backend/device_graph.h"
 #include "backend/device_memory.h"
 #include "base/file.h"
 #include "base/log.h"
@@ -28,6 +30,7 @@
 #include "ops/moe_route/moe_route.h"
 #include "ops/rms_norm/rms_norm.h"
 #include "ops/rope/rope.h"
+#include "ops/rope_cache_write/rope_cache_write.h"
 #include "ops/silu_mul/silu_mul.h"
 
 namespace tide {
@@ -36,6 +39,10 @@ namespace {
 
 // A scratch array on the model's device, grown on demand and reused every step (no
 // allocation in steady state). On the CPU it is a std::vector as it always was.
+// Every reallocation on the device bumps a counter: captured decode graphs hold the old
+// addresses and are recaptured when it moves.
+int64_t g_scratch_moves = 0;
+
 template <typename T>
 class Scratch {
  public:
@@ -47,6 +54,7 @@ class Scratch {
     if (dev_.size() < n * static_cast<int64_t>(sizeof(T))) {
       dev_ = DeviceBuffer();  // free first: the old and new buffers need not fit together
       ASSIGN_OR_RETURN(dev_, DeviceBuffer::Allocate(device, std::max<int64_t>(n, 1) * static_cast<int64_t>(sizeof(T))));
+      ++g_scratch_moves;
     }
     return dev_.as<T>();
   }
@@ -64,6 +72,31 @@ struct BatchIndex {
   const int32_t* kv_len = nullptr;
   const int32_t* block_table = nullptr;
   const int64_t* slots = nullptr;
+};
+
+// The shape of one step as the kernels see it (the index arrays hold the rest).
+struct StepShape {
+  int64_t n_tokens = 0;
+  int n_seqs = 0;
+  int max_blocks_per_seq = 0;
+  // Rows of h whose logits are wanted; null: every row, in order (no gather).
+  const std::vector<int32_t>* logit_rows = nullptr;
+};
+
+// Decode graphs: one per (batch bucket, block-table width). A batch of n decode rows runs
+// the graph of the smallest bucket >= n, padded; the block table is padded to a power of
+// two >= its width, so a graph serves contexts up to width * block_size.
+constexpr int kGraphBuckets[] = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256};
+constexpr int kGraphMinWidth = 4;
+
+struct DecodeGraph {
+  DeviceGraph graph;
+  DeviceBuffer inputs;  // the padded index arrays the graph reads, refilled before each launch
+  // What the graph's addresses were taken from: a change in any makes it stale.
+  int64_t scratch_moves = -1, op_scratch_generation = -1;
+  const float* cache_k0 = nullptr;
+  int64_t cache_blocks = 0;
+  int cache_block_size = 0;
 };
 
 }  // namespace
@@ -85,12 +118,17 @@ struct Model::Impl {
   int64_t dev_weight_bytes = 0;
 
   // Scratch, grown on demand and reused every step (no allocation in steady state).
-  Scratch<float> resid, h, delta, q, k, v, attn, gate_up, gate, up, act;
+  Scratch<float> resid, h, delta, q, k, v, qkv, attn, gate_up, gate, up, act;
   Scratch<float> router_logits, moe_x, moe_y, shared_y, shared_gate, logit_h, logits_dev;
   Scratch<int32_t> expert_ids;
   Scratch<float> expert_weights;
+  Scratch<float> logits_host;  // the CPU's logits before they are copied out
   Scratch<uint8_t> batch_dev;  // the batch's index arrays, back to back (kCuda)
   std::vector<uint8_t> batch_host;
+
+  // CUDA decode graphs (Model::SetDecodeGraphs).
+  bool decode_graphs = false;
+  std::map<std::pair<int, int>, DecodeGraph> graphs;
   std::vector<int32_t> ids_host;
   std::vector<float> wts_host, gate_host;
 
@@ -104,6 +142,14 @@ struct Model::Impl {
   }
   void Linear(const ExecContext& ctx, const LinearWeights& lw, const float* x, int64_t m, float* y) const;
   Result<BatchIndex> UploadBatch(const ExecContext& ctx, const ForwardBatch& b);
+  // Queues the whole step on ctx.stream (no host waits on dense models; MoE layers copy
+  // their routing back) and writes [rows, vocab] logits to `out` on the model's device.
+  Status Queue(const ExecContext& ctx, const StepShape& s, const BatchIndex& bi, KvCache& cache, float* out);
+  // A decode batch through its captured graph (captured on first use). *logits: device
+  // rows [bucket, vocab], the first n real. False in *used when the batch does not qualify.
+  Status RunDecodeGraph(const ExecContext& ctx, const ForwardBatch& b, KvCache& cache, bool* used,
+                        const float** logits);
+  Status StackOnDevice(const ExecContext& ctx, std::unordered_map<const void*, void*>* moved);
   Status Mlp(const ExecContext& ctx, const MlpWeights& m, int64_t inter, const float* x, int64_t n, float* y);
   Status Moe(const ExecContext& ctx, const LayerWeights& lw, int64_t n_tokens, const float* x, float* out);
   Status PlaceOn(const ExecContext& ctx, const std::function<void(int64_t, int64_t)>& progress);
@@ -142,7 +188,7 @@ void ForEachVector(TransformerWeights& w, const std::function<void(std::vector<f
   fn(w.final_norm);
   for (LayerWeights& l : w.layers) {
     for (std::vector<float>* v : {&l.attn_norm, &l.ffn_norm, &l.q_norm, &l.k_norm}) fn(*v);
-    for (LinearWeights* lin : {&l.q, &l.k, &l.v, &l.o}) fn(lin->bias);
+    for (LinearWeights* lin : {&l.q, &l.k, &l.v, &l.o, &l.qkv, &l.mlp.gate_up}) fn(lin->bias);
     mlp(l.mlp);
     for (MlpWeights& e : l.experts) mlp(e);
     mlp(l.shared_expert);
@@ -221,7 +267,9 @@ Status Model::Impl::LoadWeights() {
 Status Model::Impl::Mlp(const ExecContext& ctx, const MlpWeights& m, int64_t inter, const float* x, int64_t n,
                         float* y) {
   ASSIGN_OR_RETURN(float* gu, gate_up.Grow(device, n * 2 * inter));
-  if (n == 1) {
+  if (m.gate_up.w.data != nullptr) {
+    Linear(ctx, m.gate_up, x, n, gu);  // [gate; up] stacked at placement: rows come out as [gate | up]
+  } else if (n == 1) {
     // One row: [gate | up] is already the layout silu_mul wants.
     Linear(ctx, m.gate, x, 1, gu);
     Linear(ctx, m.up, x, 1, gu + inter);
@@ -366,6 +414,59 @@ Result<BatchIndex> Model::Impl::UploadBatch(const ExecContext& ctx, const Forwar
   return BatchIndex{at(0), at(1), at(2), at(3), at(4), reinterpret_cast<const int64_t*>(d)};
 }
 
+// Stacks q/k/v and gate/up of every dense layer into one device matrix each (see
+// LayerWeights::qkv): one longer GEMV reads the same bytes in fewer, better-filled
+// launches. Parts are uploaded straight into their rows; `moved` maps each part's host
+// data to its device rows, so q, k, v, gate and up keep working as separate matrices.
+// A group is left unstacked when its parts differ in dtype or width, share storage, or
+// only some have a bias.
+Status Model::Impl::StackOnDevice(const ExecContext& ctx, std::unordered_map<const void*, void*>* moved) {
+  auto placed_dtype = [](DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0 ? DType::kF32 : t; };
+  auto stack = [&](std::initializer_list<LinearWeights*> parts, LinearWeights* out) -> Status {
+    const Tensor& first = (*parts.begin())->w;
+    if (first.data == nullptr) return OkStatus();
+    int64_t rows = 0, bytes = 0;
+    size_t with_bias = 0;
+    for (LinearWeights* p : parts) {
+      const Tensor& t = p->w;
+      if (t.data == nullptr || placed_dtype(t.dtype) != placed_dtype(first.dtype) || t.shape[1] != first.shape[1] ||
+          moved->count(t.data) != 0)
+        return OkStatus();
+      for (LinearWeights* o : parts)
+        if (o != p && o->w.data == t.data) return OkStatus();
+      rows += t.shape[0];
+      bytes += static_cast<int64_t>(DTypeBytes(placed_dtype(t.dtype), static_cast<uint64_t>(t.numel())));
+      with_bias += p->bias.empty() ? 0 : 1;
+    }
+    if (with_bias != 0 && with_bias != parts.size()) return OkStatus();
+    ASSIGN_OR_RETURN(DeviceBuffer buf, DeviceBuffer::Allocate(ctx.device, bytes));
+    auto* dst = static_cast<uint8_t*>(buf.data());
+    std::vector<float> widened;
+    for (LinearWeights* p : parts) {
+      const Tensor& t = p->w;
+      const auto n = static_cast<int64_t>(DTypeBytes(placed_dtype(t.dtype), static_cast<uint64_t>(t.numel())));
+      if (placed_dtype(t.dtype) != t.dtype) {
+        widened.resize(static_cast<size_t>(t.numel()));
+        DequantizeRow(t.dtype, t.data, widened.data(), t.numel());
+        RETURN_IF_ERROR(CopyToDeviceStaged(ctx, dst, widened.data(), n));
+      } else {
+        RETURN_IF_ERROR(CopyToDeviceStaged(ctx, dst, t.data, n));
+      }
+      (*moved)[t.data] = dst;
+      dst += n;
+      out->bias.insert(out->bias.end(), p->bias.begin(), p->bias.end());
+    }
+    out->w = Tensor{placed_dtype(first.dtype), Shape{rows, first.shape[1]}, buf.data()};
+    dev_weights.push_back(std::move(buf));
+    return OkStatus();
+  };
+  for (LayerWeights& l : w.layers) {
+    RETURN_IF_ERROR(stack({&l.q, &l.k, &l.v}, &l.qkv));
+    if (!l.moe) RETURN_IF_ERROR(stack({&l.mlp.gate, &l.mlp.up}, &l.mlp.gate_up));
+  }
+  return OkStatus();
+}
+
 Status Model::Impl::PlaceOn(const ExecContext& ctx, const std::function<void(int64_t, int64_t)>& progress) {
   if (ctx.device == device) return OkStatus();
   if (device != DeviceKind::kCpu || ctx.device != DeviceKind::kCuda)
@@ -381,9 +482,16 @@ Status Model::Impl::PlaceOn(const ExecContext& ctx, const std::function<void(int
     total += widen ? t.numel() * 4 : static_cast<int64_t>(t.nbytes());
   });
   std::unordered_map<const void*, void*> moved;
+  RETURN_IF_ERROR(StackOnDevice(ctx, &moved));
   int64_t done = 0;
+  for (const auto& [host, dev] : moved) {
+    const Tensor& t = todo.at(host);
+    done += t.dtype == DType::kQ8_0 || t.dtype == DType::kQ4_0 ? t.numel() * 4 : static_cast<int64_t>(t.nbytes());
+  }
+  if (progress && done > 0) progress(done, total);
   std::vector<float> widened;
   for (auto& [host, t] : todo) {
+    if (moved.count(host) != 0) continue;  // uploaded as part of a stacked matrix
     // Quantised blocks have no CUDA kernels yet: they are widened to f32 (exact).
     const bool widen = t.dtype == DType::kQ8_0 || t.dtype == DType::kQ4_0;
     const int64_t bytes = widen ? t.numel() * 4 : static_cast<int64_t>(t.nbytes());
@@ -436,7 +544,245 @@ Status Model::PlaceOn(const ExecContext& ctx, const std::function<void(int64_t, 
 DeviceKind Model::device() const noexcept { return impl_->device; }
 int64_t Model::device_weight_bytes() const noexcept { return impl_->dev_weight_bytes; }
 
-Status Model::Forward(const ExecContext& ctx, const ForwardBatch& b, KvCache& cache, std::vector<float>* logits) {
+Status Model::Impl::Queue(const ExecContext& ctx, const StepShape& st, const BatchIndex& bi, KvCache& cache,
+                          float* out) {
+  const ModelConfig& c = config;
+  const KvCacheShape& cs = cache.shape();
+  const DeviceKind dev = device;
+  const int64_t t = st.n_tokens, hd = c.hidden_size;
+  const int64_t q_dim = int64_t{c.num_heads} * c.head_dim, kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
+  ASSIGN_OR_RETURN(float* res, resid.Grow(dev, t * hd));
+  ASSIGN_OR_RETURN(float* hh, h.Grow(dev, t * hd));
+  ASSIGN_OR_RETURN(float* dl, delta.Grow(dev, t * hd));
+  ASSIGN_OR_RETURN(float* qq, q.Grow(dev, t * q_dim));
+  ASSIGN_OR_RETURN(float* kk, k.Grow(dev, t * kv_dim));
+  ASSIGN_OR_RETURN(float* vv, v.Grow(dev, t * kv_dim));
+  ASSIGN_OR_RETURN(float* at, attn.Grow(dev, t * q_dim));
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const float* rope_freq = dev == DeviceKind::kCpu ? inv_freq.data() : dev_inv_freq;
+
+  Embedding(ctx, EmbeddingParams{bi.tokens, w.embed, res, t});
+  for (int l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
+    // Pre-norm; from the second layer on, the previous block's output joins the residual here.
+    RmsNorm(ctx, RmsNormParams{l == 0 ? res : dl, l == 0 ? nullptr : res, Vec(lw.attn_norm), hh, t, hd, eps});
+
+    // 1. Projections [t, heads * head_dim]  2. q/k norm per head  3. RoPE  4. K/V into
+    // the paged cache  5. attention over the cache  6. output projection.
+    if (lw.qkv.w.data != nullptr && !c.qk_norm) {
+      // Stacked projection (CUDA): RoPE and the cache write read its rows in place.
+      const int64_t stride = q_dim + 2 * kv_dim;
+      ASSIGN_OR_RETURN(float* x3, qkv.Grow(dev, t * stride));
+      Linear(ctx, lw.qkv, hh, t, x3);
+      RopeCacheWriteParams rc;
+      rc.qkv = x3;
+      rc.qkv_stride = stride;
+      rc.q_out = qq;
+      rc.k_cache = cache.k(l);
+      rc.v_cache = cache.v(l);
+      rc.slots = bi.slots;
+      rc.positions = bi.positions;
+      rc.inv_freq = rope_freq;
+      rc.n_tokens = t;
+      rc.num_blocks = cs.num_blocks;
+      rc.block_size = cs.block_size;
+      rc.n_heads = c.num_heads;
+      rc.n_kv_heads = c.num_kv_heads;
+      rc.head_dim = c.head_dim;
+      rc.rotary_dim = c.rotary_dim;
+      rc.style = c.rope_style;
+      RopeCacheWrite(ctx, rc);
+    } else {
+      if (lw.qkv.w.data != nullptr) {
+        // Stacked projection, but q/k RMSNorm runs before RoPE: split the rows first.
+        const int64_t stride = q_dim + 2 * kv_dim;
+        ASSIGN_OR_RETURN(float* x3, qkv.Grow(dev, t * stride));
+        Linear(ctx, lw.qkv, hh, t, x3);
+        RETURN_IF_ERROR(CopyOnDevice2D(ctx, qq, q_dim * 4, x3, stride * 4, q_dim * 4, t));
+        RETURN_IF_ERROR(CopyOnDevice2D(ctx, kk, kv_dim * 4, x3 + q_dim, stride * 4, kv_dim * 4, t));
+        RETURN_IF_ERROR(CopyOnDevice2D(ctx, vv, kv_dim * 4, x3 + q_dim + kv_dim, stride * 4, kv_dim * 4, t));
+      } else {
+        Linear(ctx, lw.q, hh, t, qq);
+        Linear(ctx, lw.k, hh, t, kk);
+        Linear(ctx, lw.v, hh, t, vv);
+      }
+      if (c.qk_norm) {
+        RmsNorm(ctx, RmsNormParams{qq, nullptr, Vec(lw.q_norm), qq, t * c.num_heads, c.head_dim, eps});
+        RmsNorm(ctx, RmsNormParams{kk, nullptr, Vec(lw.k_norm), kk, t * c.num_kv_heads, c.head_dim, eps});
+      }
+      RopeParams rp;
+      rp.q = qq;
+      rp.k = kk;
+      rp.positions = bi.positions;
+      rp.inv_freq = rope_freq;
+      rp.n_tokens = t;
+      rp.n_heads = c.num_heads;
+      rp.n_kv_heads = c.num_kv_heads;
+      rp.head_dim = c.head_dim;
+      rp.rotary_dim = c.rotary_dim;
+      rp.style = c.rope_style;
+      Rope(ctx, rp);
+      CacheWriteParams cw;
+      cw.k = kk;
+      cw.v = vv;
+      cw.k_cache = cache.k(l);
+      cw.v_cache = cache.v(l);
+      cw.slots = bi.slots;
+      cw.n_tokens = t;
+      cw.num_blocks = cs.num_blocks;
+      cw.block_size = cs.block_size;
+      cw.n_kv_heads = c.num_kv_heads;
+      cw.head_dim = c.head_dim;
+      CacheWrite(ctx, cw);
+    }
+    AttentionParams ap;
+    ap.q = qq;
+    ap.k_cache = cache.k(l);
+    ap.v_cache = cache.v(l);
+    ap.out = at;
+    ap.q_start = bi.q_start;
+    ap.kv_len = bi.kv_len;
+    ap.block_table = bi.block_table;
+    ap.n_seqs = st.n_seqs;
+    ap.max_blocks_per_seq = st.max_blocks_per_seq;
+    ap.n_tokens = t;
+    ap.num_blocks = cs.num_blocks;
+    ap.n_heads = c.num_heads;
+    ap.n_kv_heads = c.num_kv_heads;
+    ap.head_dim = c.head_dim;
+    ap.block_size = cs.block_size;
+    ap.scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
+    Attention(ctx, ap);
+    Linear(ctx, lw.o, at, t, dl);
+
+    RmsNorm(ctx, RmsNormParams{dl, res, Vec(lw.ffn_norm), hh, t, hd, eps});
+    if (lw.moe) {
+      RETURN_IF_ERROR(Moe(ctx, lw, t, hh, dl));
+    } else {
+      RETURN_IF_ERROR(Mlp(ctx, lw.mlp, c.intermediate_size, hh, t, dl));
+    }
+  }
+  RmsNorm(ctx, RmsNormParams{dl, res, Vec(w.final_norm), hh, t, hd, eps});
+
+  const int64_t r = st.logit_rows != nullptr ? static_cast<int64_t>(st.logit_rows->size()) : t;
+  if (r == 0) return OkStatus();
+  const float* lx = hh;
+  if (st.logit_rows != nullptr) {
+    // Only the sampling rows go through the LM head; a batch whose rows are all of them,
+    // in order, needs no gather.
+    bool identity = r == t;
+    for (int64_t i = 0; identity && i < r; ++i) identity = (*st.logit_rows)[static_cast<size_t>(i)] == i;
+    if (!identity) {
+      ASSIGN_OR_RETURN(float* lh, logit_h.Grow(dev, r * hd));
+      for (int64_t i = 0; i < r; ++i)
+        RETURN_IF_ERROR(
+            CopyOnDevice(ctx, lh + i * hd, hh + int64_t{(*st.logit_rows)[static_cast<size_t>(i)]} * hd, hd * 4));
+      lx = lh;
+    }
+  }
+  MatmulParams lp;
+  lp.x = lx;
+  lp.w = w.lm_head;
+  lp.y = out;
+  lp.m = r;
+  lp.n = c.vocab_size;
+  lp.k = hd;
+  Matmul(ctx, lp);
+  return OkStatus();
+}
+
+Status Model::Impl::RunDecodeGraph(const ExecContext& ctx, const ForwardBatch& b, KvCache& cache, bool* used,
+                                   const float** logits) {
+  *used = false;
+  if (!decode_graphs || device != DeviceKind::kCuda || ctx.stream == nullptr) return OkStatus();
+  const int n = b.num_seqs();
+  if (n == 0 || b.num_tokens() != n || n > kGraphBuckets[std::size(kGraphBuckets) - 1]) return OkStatus();
+  for (int i = 0; i <= n; ++i)
+    if (b.q_start[static_cast<size_t>(i)] != i) return OkStatus();
+  if (b.logit_rows.size() != static_cast<size_t>(n)) return OkStatus();
+  for (int i = 0; i < n; ++i)
+    if (b.logit_rows[static_cast<size_t>(i)] != i) return OkStatus();
+  for (const LayerWeights& l : w.layers)
+    if (l.moe) return OkStatus();  // MoE routing waits for the host
+  int bucket = 0;
+  for (int cand : kGraphBuckets)
+    if (cand >= n) {
+      bucket = cand;
+      break;
+    }
+  int width = kGraphMinWidth;
+  while (width < b.max_blocks_per_seq) width *= 2;
+
+  // The padded batch: rows past n decode token 0 at position 0 over one key of block 0
+  // (written by nobody this step: slot -1), so they read finite cache contents and write
+  // nothing; their logits are ignored.
+  const size_t nb = static_cast<size_t>(bucket), wd = static_cast<size_t>(width);
+  const size_t bytes = nb * 8 + (nb * 4 + 1) * 4 + nb * wd * 4;
+  batch_host.assign(bytes, 0);
+  auto* slots = reinterpret_cast<int64_t*>(batch_host.data());
+  auto* tokens = reinterpret_cast<int32_t*>(batch_host.data() + nb * 8);
+  int32_t* positions = tokens + nb;
+  int32_t* q_start = positions + nb;
+  int32_t* kv_len = q_start + nb + 1;
+  int32_t* table = kv_len + nb;
+  const size_t mb = static_cast<size_t>(b.max_blocks_per_seq);
+  for (size_t i = 0; i < nb; ++i) {
+    const bool real = i < static_cast<size_t>(n);
+    slots[i] = real ? b.slots[i] : -1;
+    tokens[i] = real ? b.tokens[i] : 0;
+    positions[i] = real ? b.positions[i] : 0;
+    q_start[i] = static_cast<int32_t>(i);
+    kv_len[i] = real ? b.kv_len[i] : 1;
+    for (size_t j = 0; j < wd; ++j)
+      table[i * wd + j] = real ? (j < mb ? b.block_table[i * mb + j] : -1) : (j == 0 ? 0 : -1);
+  }
+  q_start[nb] = static_cast<int32_t>(nb);
+
+  DecodeGraph& g = graphs[{bucket, width}];
+  if (g.inputs.size() < static_cast<int64_t>(bytes)) {
+    g = DecodeGraph();
+    ASSIGN_OR_RETURN(g.inputs, DeviceBuffer::Allocate(device, static_cast<int64_t>(bytes)));
+  }
+  RETURN_IF_ERROR(CopyToDevice(ctx, g.inputs.data(), batch_host.data(), static_cast<int64_t>(bytes)));
+  ASSIGN_OR_RETURN(float* out, logits_dev.Grow(device, int64_t{bucket} * config.vocab_size));
+  const bool fresh = g.graph.valid() && g.scratch_moves == g_scratch_moves &&
+                     g.op_scratch_generation == DeviceScratchGeneration() && g.cache_k0 == cache.k(0) &&
+                     g.cache_blocks == cache.shape().num_blocks && g.cache_block_size == cache.shape().block_size;
+  *used = true;
+  *logits = out;
+  if (fresh) return g.graph.Launch(ctx);
+
+  auto* d = static_cast<uint8_t*>(g.inputs.data());
+  auto at = [&](const int32_t* host) {
+    return reinterpret_cast<const int32_t*>(d + (reinterpret_cast<const uint8_t*>(host) - batch_host.data()));
+  };
+  const BatchIndex bi{at(tokens), at(positions), at(q_start), at(kv_len), at(table), reinterpret_cast<const int64_t*>(d)};
+  const StepShape st{bucket, bucket, width, nullptr};
+  // This step runs eagerly (growing any scratch it needs); the same launches are then
+  // recorded, which runs nothing, for the next steps of this shape.
+  RETURN_IF_ERROR(Queue(ctx, st, bi, cache, out));
+  ASSIGN_OR_RETURN(out, logits_dev.Grow(device, int64_t{bucket} * config.vocab_size));
+  *logits = out;
+  const int64_t moves = g_scratch_moves, generation = DeviceScratchGeneration();
+  Result<DeviceGraph> graph = DeviceGraph::Capture(ctx, [&] { return Queue(ctx, st, bi, cache, out); });
+  if (!graph.ok()) {
+    TIDE_LOG_WARN("CUDA graph capture failed; decode steps run eagerly from now on: %s",
+                  graph.status().ToString().c_str());
+    decode_graphs = false;
+    graphs.clear();
+    return OkStatus();
+  }
+  if (moves != g_scratch_moves || generation != DeviceScratchGeneration()) return OkStatus();  // stale already
+  g.graph = std::move(*graph);
+  g.scratch_moves = moves;
+  g.op_scratch_generation = generation;
+  g.cache_k0 = cache.k(0);
+  g.cache_blocks = cache.shape().num_blocks;
+  g.cache_block_size = cache.shape().block_size;
+  return OkStatus();
+}
+
+Status Model::ForwardKeepLogits(const ExecContext& ctx, const ForwardBatch& b, KvCache& cache, const float** logits) {
   Impl& m = *impl_;
   const ModelConfig& c = m.config;
   const KvCacheShape& cs = cache.shape();
@@ -449,107 +795,34 @@ Status Model::Forward(const ExecContext& ctx, const ForwardBatch& b, KvCache& ca
                               (ctx.device == DeviceKind::kCpu ? ", step on cpu)" : ", step on cuda)"));
   RETURN_IF_ERROR(b.Validate(cs.num_blocks, cs.block_size, c.vocab_size));
 
-  const DeviceKind dev = m.device;
-  const int64_t t = b.num_tokens(), hd = c.hidden_size;
-  const int64_t q_dim = int64_t{c.num_heads} * c.head_dim, kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
-  ASSIGN_OR_RETURN(float* resid, m.resid.Grow(dev, t * hd));
-  ASSIGN_OR_RETURN(float* h, m.h.Grow(dev, t * hd));
-  ASSIGN_OR_RETURN(float* delta, m.delta.Grow(dev, t * hd));
-  ASSIGN_OR_RETURN(float* q, m.q.Grow(dev, t * q_dim));
-  ASSIGN_OR_RETURN(float* k, m.k.Grow(dev, t * kv_dim));
-  ASSIGN_OR_RETURN(float* v, m.v.Grow(dev, t * kv_dim));
-  ASSIGN_OR_RETURN(float* attn, m.attn.Grow(dev, t * q_dim));
-  ASSIGN_OR_RETURN(const BatchIndex bi, m.UploadBatch(ctx, b));
-  const float eps = static_cast<float>(c.rms_norm_eps);
-
-  Embedding(ctx, EmbeddingParams{bi.tokens, m.w.embed, resid, t});
-  for (int l = 0; l < c.num_layers; ++l) {
-    const LayerWeights& lw = m.w.layers[static_cast<size_t>(l)];
-    // Pre-norm; from the second layer on, the previous block's output joins the residual here.
-    RmsNorm(ctx, RmsNormParams{l == 0 ? resid : delta, l == 0 ? nullptr : resid, m.Vec(lw.attn_norm), h, t, hd, eps});
-
-    // 1. Projections [t, heads * head_dim]  2. q/k norm per head  3. RoPE  4. K/V into
-    // the paged cache  5. attention over the cache  6. output projection.
-    m.Linear(ctx, lw.q, h, t, q);
-    m.Linear(ctx, lw.k, h, t, k);
-    m.Linear(ctx, lw.v, h, t, v);
-    if (c.qk_norm) {
-      RmsNorm(ctx, RmsNormParams{q, nullptr, m.Vec(lw.q_norm), q, t * c.num_heads, c.head_dim, eps});
-      RmsNorm(ctx, RmsNormParams{k, nullptr, m.Vec(lw.k_norm), k, t * c.num_kv_heads, c.head_dim, eps});
-    }
-    RopeParams rp;
-    rp.q = q;
-    rp.k = k;
-    rp.positions = bi.positions;
-    rp.inv_freq = dev == DeviceKind::kCpu ? m.inv_freq.data() : m.dev_inv_freq;
-    rp.n_tokens = t;
-    rp.n_heads = c.num_heads;
-    rp.n_kv_heads = c.num_kv_heads;
-    rp.head_dim = c.head_dim;
-    rp.rotary_dim = c.rotary_dim;
-    rp.style = c.rope_style;
-    Rope(ctx, rp);
-    CacheWriteParams cw;
-    cw.k = k;
-    cw.v = v;
-    cw.k_cache = cache.k(l);
-    cw.v_cache = cache.v(l);
-    cw.slots = bi.slots;
-    cw.n_tokens = t;
-    cw.num_blocks = cs.num_blocks;
-    cw.block_size = cs.block_size;
-    cw.n_kv_heads = c.num_kv_heads;
-    cw.head_dim = c.head_dim;
-    CacheWrite(ctx, cw);
-    AttentionParams ap;
-    ap.q = q;
-    ap.k_cache = cache.k(l);
-    ap.v_cache = cache.v(l);
-    ap.out = attn;
-    ap.q_start = bi.q_start;
-    ap.kv_len = bi.kv_len;
-    ap.block_table = bi.block_table;
-    ap.n_seqs = b.num_seqs();
-    ap.max_blocks_per_seq = b.max_blocks_per_seq;
-    ap.n_tokens = t;
-    ap.num_blocks = cs.num_blocks;
-    ap.n_heads = c.num_heads;
-    ap.n_kv_heads = c.num_kv_heads;
-    ap.head_dim = c.head_dim;
-    ap.block_size = cs.block_size;
-    ap.scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
-    Attention(ctx, ap);
-    m.Linear(ctx, lw.o, attn, t, delta);
-
-    RmsNorm(ctx, RmsNormParams{delta, resid, m.Vec(lw.ffn_norm), h, t, hd, eps});
-    if (lw.moe) {
-      RETURN_IF_ERROR(m.Moe(ctx, lw, t, h, delta));
-    } else {
-      RETURN_IF_ERROR(m.Mlp(ctx, lw.mlp, c.intermediate_size, h, t, delta));
-    }
-  }
-  RmsNorm(ctx, RmsNormParams{delta, resid, m.Vec(m.w.final_norm), h, t, hd, eps});
-
+  bool graphed = false;
+  RETURN_IF_ERROR(m.RunDecodeGraph(ctx, b, cache, &graphed, logits));
+  if (graphed) return OkStatus();
   const int64_t r = static_cast<int64_t>(b.logit_rows.size());
-  logits->resize(static_cast<size_t>(r * c.vocab_size));
-  if (r == 0) return Synchronize(ctx);
-  ASSIGN_OR_RETURN(float* lh, m.logit_h.Grow(dev, r * hd));
-  for (int64_t i = 0; i < r; ++i)
-    RETURN_IF_ERROR(CopyOnDevice(ctx, lh + i * hd, h + int64_t{b.logit_rows[static_cast<size_t>(i)]} * hd, hd * 4));
-  float* out = logits->data();
-  if (dev != DeviceKind::kCpu) {
-    ASSIGN_OR_RETURN(out, m.logits_dev.Grow(dev, r * c.vocab_size));
+  float* out = nullptr;
+  if (m.device == DeviceKind::kCpu) {
+    ASSIGN_OR_RETURN(out, m.logits_host.Grow(m.device, std::max<int64_t>(r, 1) * c.vocab_size));
+  } else {
+    ASSIGN_OR_RETURN(out, m.logits_dev.Grow(m.device, std::max<int64_t>(r, 1) * c.vocab_size));
   }
-  MatmulParams lp;
-  lp.x = lh;
-  lp.w = m.w.lm_head;
-  lp.y = out;
-  lp.m = r;
-  lp.n = c.vocab_size;
-  lp.k = hd;
-  Matmul(ctx, lp);
-  if (dev != DeviceKind::kCpu) RETURN_IF_ERROR(CopyToHost(ctx, logits->data(), out, r * c.vocab_size * 4));
+  ASSIGN_OR_RETURN(const BatchIndex bi, m.UploadBatch(ctx, b));
+  const StepShape st{b.num_tokens(), b.num_seqs(), b.max_blocks_per_seq, &b.logit_rows};
+  RETURN_IF_ERROR(m.Queue(ctx, st, bi, cache, out));
+  *logits = out;
   return OkStatus();
 }
+
+Status Model::Forward(const ExecContext& ctx, const ForwardBatch& b, KvCache& cache, std::vector<float>* logits) {
+  const float* out = nullptr;
+  RETURN_IF_ERROR(ForwardKeepLogits(ctx, b, cache, &out));
+  const int64_t n = static_cast<int64_t>(b.logit_rows.size()) * impl_->config.vocab_size;
+  logits->resize(static_cast<size_t>(n));
+  if (n == 0) return Synchronize(ctx);
+  return CopyToHost(ctx, logits->data(), out, n * 4);
+}
+
+void Model::SetDecodeGraphs(bool on) { impl_->decode_graphs = on; }
+
+void Model::DropDecodeGraphs() { impl_->graphs.clear(); }
 
 }  // namespace tide

@@ -18,11 +18,18 @@ struct LinearWeights {
 
 struct MlpWeights {
   LinearWeights gate, up, down;  // SwiGLU: down(silu(gate(x)) * up(x))
+  // On CUDA only (Model::PlaceOn): [gate; up] as one [2 * inter, hidden] matrix, so one
+  // matmul yields each row's [gate | up] as silu_mul reads it; gate and up then view its
+  // halves. Empty on the CPU, whose kernels stay as they were (bit for bit).
+  LinearWeights gate_up;
 };
 
 struct LayerWeights {
   std::vector<float> attn_norm, ffn_norm;  // [hidden]
   LinearWeights q, k, v, o;
+  // On CUDA only (Model::PlaceOn): [q; k; v] as one [q_dim + 2 * kv_dim, hidden] matrix
+  // (one longer GEMV instead of three short ones); q, k and v then view its rows.
+  LinearWeights qkv;
   std::vector<float> q_norm, k_norm;       // [head_dim] (Qwen3)
   bool moe = false;
   MlpWeights mlp;                          // dense layers
