@@ -11,6 +11,7 @@
 
 #include "backend/exec.h"
 #include "base/status.h"
+#include "engine/sampler.h"
 #include "model/config.h"
 #include "model/forward_batch.h"
 
@@ -34,9 +35,24 @@ class ModelRunner {
   // is inconsistent with itself or the cache (the cache is untouched then); other
   // codes for backend failures.
   [[nodiscard]] virtual Status Forward(const ForwardBatch& batch, std::vector<float>* logits) = 0;
+
+  // One step sampled greedily without the logits leaving the device. For each logit row
+  // r (batch.logit_rows order), (*out)[r] is what Sample() returns for that row with
+  // temperature 0 and logprobs on: token = the argmax of the raw logits, ties to the
+  // lowest id; logprob = its log-softmax (f64 sum); top = the top_logprobs most likely
+  // (id, logprob), most likely first, ties to the lower id (fewer when the vocabulary
+  // is smaller). Only for rows that would be sampled greedily from unmodified logits:
+  // penalties, biases and other logits processors need Forward.
+  // kInvalidArgument when top_logprobs is outside [0, 20] or the batch is bad (as
+  // Forward). The default runs Forward and the CPU op; the model runner's copies only
+  // these numbers from the GPU.
+  [[nodiscard]] virtual Status ForwardGreedy(const ForwardBatch& batch, int top_logprobs,
+                                             std::vector<SampleResult>* out);
 };
 
 // A runner over a loaded Model on `ctx`. REQUIRES: model and ctx.pool outlive it.
+// On CUDA the runner queues its work on a stream of its own and runs decode steps as
+// CUDA graphs (Model::SetDecodeGraphs) unless the environment sets TIDE_CUDA_GRAPHS=0.
 std::unique_ptr<ModelRunner> MakeModelRunner(Model& model, const ExecContext& ctx);
 
 }  // namespace tide
