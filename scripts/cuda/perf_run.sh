@@ -7,15 +7,18 @@
 # Expects build/perfcarry/ (carried): tide, device_memory_test, ops_cuda_test,
 # cuda_golden_test, cuda_decode_bench, lib/ (the shared libraries tide links), and
 # optionally tide_base (an older tide, timed with `tide generate` as a same-run baseline).
-# Env: SKIP_TESTS=1, SKIP_BENCH=1, BENCH="args" (extra bench forward runs, ';'-separated).
+# Env: D=folder (instead of build/perfcarry), SKIP_TESTS=1, SKIP_BENCH=1, BENCH="args"
+# (extra bench forward runs, ';'-separated), AB=1 (each bench run again with
+# TIDE_CUDA_GRAPHS=0 and, when present, with tide_base), DECODE_ONLY=1 (skip the 4k run).
 cd "$(dirname "$0")/../.."
-D=build/perfcarry
+D=${D:-build/perfcarry}
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 export LD_LIBRARY_PATH=$PWD/$D/lib:/usr/local/cuda/lib64:$LD_LIBRARY_PATH
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee $OUT/gpu.txt
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
-  for t in device_memory_test ops_cuda_test cuda_golden_test; do
-    timeout 300 $D/$t > $OUT/$t.log 2>&1; echo "=== $t rc=$?"
+  for t in device_memory_test ops_cuda_test cuda_golden_test decode_graph_cuda_test model_runner_greedy_test; do
+    [ -x $D/$t ] || continue
+    timeout 150 $D/$t > $OUT/$t.log 2>&1; echo "=== $t rc=$?"
     grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|Failure|Expected|Which is|error" $OUT/$t.log | head -20
   done
 fi
@@ -33,11 +36,24 @@ timeout 120 $D/tide generate -m /tmp/l8b --device cuda --prompt-ids $P -n 64 --i
 run_bench() {
   echo "=== tide bench forward --device cuda $*"
   timeout 300 $D/tide bench forward --device cuda -m /tmp/l8b "$@" 2>&1 | tee -a $OUT/bench.log | grep -vE "^\[tide\]"
+  if [ "${AB:-0}" = 1 ]; then
+    echo "=== (graphs off) tide bench forward --device cuda $*"
+    TIDE_CUDA_GRAPHS=0 timeout 300 $D/tide bench forward --device cuda -m /tmp/l8b "$@" 2>&1 | tee -a $OUT/bench_nograph.log | grep -E "^[0-9]"
+    if [ -x $D/tide_base ]; then
+      echo "=== (tide_base) tide bench forward --device cuda $*"
+      timeout 300 $D/tide_base bench forward --device cuda -m /tmp/l8b "$@" 2>&1 | tee -a $OUT/bench_base.log | grep -E "^[0-9]"
+    fi
+  fi
 }
 run_bench --batch 1 --prompt-len 128 --decode-steps 64
 run_bench --batch 1,8,32,64 --prompt-len 1024 --decode-steps 32
-run_bench --batch 1 --prompt-len 4096 --decode-steps 8
+[ "${DECODE_ONLY:-0}" = 1 ] || run_bench --batch 1 --prompt-len 4096 --decode-steps 8
 IFS=';' read -ra extra <<< "${BENCH:-}"
 for e in "${extra[@]}"; do run_bench $e; done
 echo "=== kernels"
 cat $OUT/kernels.log
+echo "=== summary (batch prompt | prefill tok/s, of peak | decode tok/s, of floor, bound | forward tok/s, of floor, ms)"
+for f in bench bench_nograph bench_base; do
+  [ -f $OUT/$f.log ] && { echo "-- $f"; grep -E "^[0-9]" $OUT/$f.log; }
+done
+grep -hE "tok/s" $OUT/base.log $OUT/gen.log 2>/dev/null | tail -2

@@ -15,6 +15,7 @@
 #include "ops/attention/attention.h"
 #include "ops/matmul/matmul.h"
 #include "ops/rms_norm/rms_norm.h"
+#include "ops/sample/sample.h"
 #include "tensor/dtype.h"
 
 namespace tide {
@@ -122,6 +123,46 @@ int Main() {
                     "the kernels that must read memory\n",
                     m, layer_s * 1e6, s * 1e6, head_s * 1e6, (32 * (layer_s + s) + head_s) * 1e3);
       }
+    }
+  }
+  // The stacked projections the model runs on CUDA ([q; k; v] and [gate; up], one
+  // launch each) against the separate launches above.
+  const Mm stacked[] = {{"qkv", q_dim + 2 * kv_dim, hidden, 1}, {"gate_up", 2 * inter, hidden, 1}};
+  for (int m : {1, 8}) {
+    for (const Mm& mm : stacked) {
+      const int64_t bytes = mm.n * mm.k * 2;
+      const int copies = static_cast<int>(std::max<int64_t>(2, (int64_t{256} << 20) / bytes + 1));
+      std::vector<DeviceBuffer> ws;
+      for (int c = 0; c < copies; ++c) ws.push_back(Random(bytes, 40 + c));
+      const double s = Time([&](int i) {
+        MatmulParams p;
+        p.x = x.as<float>();
+        p.w = Tensor{DType::kBF16, Shape{mm.n, mm.k}, ws[static_cast<size_t>(i % copies)].data()};
+        p.y = y.as<float>();
+        p.m = m;
+        p.n = mm.n;
+        p.k = mm.k;
+        Matmul(kCtx, p);
+      });
+      std::printf("%-9s %5d | %9.1f %8.0f  (stacked)\n", mm.name, m, s * 1e6, static_cast<double>(bytes) / s / 1e9);
+    }
+  }
+  // Greedy on the GPU (argmax, logsumexp, top-k) against copying the logits to the host.
+  {
+    DeviceBuffer packed = Random(int64_t{64} * (8 + 20 * 8), 50);
+    std::vector<float> host(static_cast<size_t>(64 * vocab));
+    for (int rows : {1, 64}) {
+      for (int k : {0, 5}) {
+        auto* b = static_cast<uint8_t*>(packed.data());
+        const SampleGreedyParams sp{y.as<float>(), rows, vocab, k, reinterpret_cast<int32_t*>(b),
+                                    reinterpret_cast<float*>(b + rows * 4), reinterpret_cast<int32_t*>(b + rows * 8),
+                                    reinterpret_cast<float*>(b + rows * 8 + rows * k * 4)};
+        const double s = Time([&](int) { SampleGreedy(kCtx, sp); });
+        std::printf("%-9s %5d | %9.1f           (top_k %d)\n", "greedy", rows, s * 1e6, k);
+      }
+      const double c = Time([&](int) { (void)CopyToHost(kCtx, host.data(), y.data(), int64_t{rows} * vocab * 4); }, 20);
+      std::printf("%-9s %5d | %9.1f %8.1f  (logits to the host)\n", "d2h", rows, c * 1e6,
+                  static_cast<double>(rows) * vocab * 4 / c / 1e9);
     }
   }
   Status st = Synchronize(kCtx);
