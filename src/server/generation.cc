@@ -131,7 +131,18 @@ class GenerationResponse final : public AsyncResponse {
     int64_t completion_tokens = 0;
     bool started = false;   // streaming: the role / echo chunk went out
     int64_t text_offset = 0;  // completions logprobs: offset of the next token
+    size_t streamed = 0;      // streaming with a tool parser: bytes of text sent as content
+    bool streamed_tool_calls = false;  // the tool_calls delta went out: finish_reason "tool_calls"
   };
+
+  // OpenAI's message.tool_calls / delta.tool_calls entries ("index" only in deltas).
+  Json ToolCalls(const std::vector<ToolCall>& calls, bool with_index) const {
+    return ToolCallsJson(calls, with_index, [this] { return ctx_->NewId("call_"); });
+  }
+
+  static bool Blank(const std::string& s) {
+    return s.find_first_not_of(" \t\r\n") == std::string::npos;
+  }
 
   void ReleaseUnseen() {
     for (Sub& s : subs_) {
@@ -167,6 +178,23 @@ class GenerationResponse final : public AsyncResponse {
       if (++s.finished_choices == n_) s.done = true;
     }
     if (!spec_.params.stream || !o.status.ok()) return;
+    // With a tool parser, text that may be a call is held back; at the end the held text
+    // is parsed and goes out as content and/or one tool_calls delta.
+    Json tool_calls = nullptr;
+    if (spec_.chat && spec_.tool_parser != ToolParser::kNone) {
+      if (!o.finished()) {
+        const size_t safe = std::max(c.streamed, StreamableContent(spec_.tool_parser, c.text));
+        delta_text = c.text.substr(c.streamed, safe - c.streamed);
+        c.streamed = safe;
+      } else {
+        ToolCallParse parse = ParseToolCalls(spec_.tool_parser, c.text);
+        delta_text = parse.content.size() > c.streamed ? parse.content.substr(c.streamed) : std::string();
+        if (!parse.calls.empty() && Blank(delta_text)) delta_text.clear();
+        c.streamed = c.text.size();
+        c.streamed_tool_calls = !parse.calls.empty();
+        if (!parse.calls.empty()) tool_calls = ToolCalls(parse.calls, /*with_index=*/true);
+      }
+    }
     // One chunk per delta, skipping deltas that carry nothing a client can see.
     const bool has_lp = spec_.params.sampling.logprobs && first_lp < c.logprobs.size();
     if (spec_.chat && !c.started) {
@@ -174,6 +202,14 @@ class GenerationResponse final : public AsyncResponse {
                                   {"finish_reason", nullptr}}));
     }
     c.started = true;
+    if (!tool_calls.is_null()) {
+      if (!delta_text.empty())
+        out->data += Sse(ChunkHead({{"index", ci}, {"delta", {{"content", delta_text}}}, {"logprobs", nullptr},
+                                    {"finish_reason", nullptr}}));
+      delta_text.clear();
+      out->data += Sse(ChunkHead({{"index", ci}, {"delta", {{"tool_calls", std::move(tool_calls)}}}, {"logprobs", nullptr},
+                                  {"finish_reason", nullptr}}));
+    }
     if (delta_text.empty() && !has_lp && !o.finished()) return;
     Json choice;
     choice["index"] = ci;
@@ -184,7 +220,9 @@ class GenerationResponse final : public AsyncResponse {
       choice["text"] = delta_text;
       choice["logprobs"] = has_lp ? CompletionLogprobs(c, first_lp) : Json(nullptr);
     }
-    choice["finish_reason"] = o.finished() ? Json(FinishReasonName(o.finish_reason)) : Json(nullptr);
+    choice["finish_reason"] = !o.finished()           ? Json(nullptr)
+                              : c.streamed_tool_calls ? Json("tool_calls")
+                                                      : Json(FinishReasonName(o.finish_reason));
     if (!spec_.chat) choice["stop_reason"] = nullptr;
     out->data += Sse(ChunkHead(std::move(choice)));
   }
@@ -301,14 +339,23 @@ class GenerationResponse final : public AsyncResponse {
       const bool lp = spec_.params.sampling.logprobs;
       Json choice;
       choice["index"] = i;
+      const char* finish = FinishReasonName(c.finish);
       if (spec_.chat) {
         choice["message"] = {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}};
+        if (spec_.tool_parser != ToolParser::kNone) {
+          ToolCallParse parse = ParseToolCalls(spec_.tool_parser, c.text);
+          if (!parse.calls.empty()) {
+            choice["message"]["content"] = Blank(parse.content) ? Json(nullptr) : Json(parse.content);
+            choice["message"]["tool_calls"] = ToolCalls(parse.calls, /*with_index=*/false);
+            finish = "tool_calls";
+          }
+        }
         choice["logprobs"] = lp ? ChatLogprobs(c, 0) : Json(nullptr);
       } else {
         choice["text"] = c.text;
         choice["logprobs"] = lp ? CompletionLogprobs(c, 0) : Json(nullptr);
       }
-      choice["finish_reason"] = FinishReasonName(c.finish);
+      choice["finish_reason"] = finish;
       if (!spec_.chat) choice["stop_reason"] = nullptr;
       choices.push_back(std::move(choice));
     }

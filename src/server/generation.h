@@ -26,6 +26,7 @@ struct GenerationSpec {
   GenerationParams params;  // max_tokens final
   std::vector<std::vector<int32_t>> prompts;  // one engine request each
   std::vector<std::string> echo_texts;        // per prompt, when params.echo
+  ToolParser tool_parser = ToolParser::kNone; // chat: parse replies for tool calls
   std::shared_ptr<KeyLease> lease;            // null without API keys
   std::string endpoint;                       // for metrics
 };

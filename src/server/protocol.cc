@@ -392,6 +392,22 @@ std::variant<ChatRequest, ApiError> ParseChatRequest(const Json& b, const Reques
     }
     TIDE_TRY(ParseMessages(b, lim, &r.messages));
     TIDE_TRY(ParseTemplateArgs(b, &r.tools, &r.chat_template_kwargs, &r.add_generation_prompt));
+    if (const Json* v = Field(b, "tool_choice")) {
+      if (v->is_string()) {
+        const std::string& c = v->get_ref<const std::string&>();
+        if (c != "none" && c != "auto" && c != "required")
+          return ApiError::BadRequest("'tool_choice' must be 'none', 'auto', 'required' or a named function, got '" +
+                                          c.substr(0, 64) + "'",
+                                      "tool_choice");
+      } else {
+        const Json* fn = Field(*v, "function");
+        const Json* name = fn && fn->is_object() ? Field(*fn, "name") : nullptr;
+        if (!name || !name->is_string())
+          return ApiError::BadRequest("'tool_choice' object must be {\"type\": \"function\", \"function\": {\"name\": ...}}",
+                                      "tool_choice");
+      }
+      r.tool_choice = *v;
+    }
     TIDE_TRY(GetBool(b, "continue_final_message", &r.continue_final_message));
     if (r.continue_final_message && r.add_generation_prompt && Field(b, "add_generation_prompt"))
       return ApiError::BadRequest("'continue_final_message' and 'add_generation_prompt' cannot both be true",

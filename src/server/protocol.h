@@ -55,6 +55,9 @@ struct ChatRequest {
   GenerationParams params;
   Json messages;                 // content-part arrays flattened to strings
   Json tools;                    // null when absent
+  // "none", "auto", "required" or {"type": "function", "function": {"name": ...}}; null
+  // when absent (auto when there are tools, as OpenAI).
+  Json tool_choice;
   Json chat_template_kwargs;     // object or null
   bool add_generation_prompt = true;
   bool continue_final_message = false;

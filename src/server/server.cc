@@ -324,6 +324,15 @@ class Router {
     return Admit(std::move(spec), auth);
   }
 
+  // Which parser reads this request's reply for tool calls: none without tools or with
+  // tool_choice "none"; "auto" (also when absent) only with --enable-auto-tool-choice.
+  ToolParser ToolParserFor(const ChatRequest& r) const {
+    if (r.tools.is_null() || ctx_->opt.tool_parser == ToolParser::kNone) return ToolParser::kNone;
+    const bool is_auto = r.tool_choice.is_null() || r.tool_choice == "auto";
+    if (r.tool_choice == "none" || (is_auto && !ctx_->opt.auto_tool_choice)) return ToolParser::kNone;
+    return ctx_->opt.tool_parser;
+  }
+
   HandlerResult Chat(const Json& body, const std::string& auth, const std::string& endpoint) {
     auto parsed = ParseChatRequest(body, ctx_->opt.limits);
     if (auto* e = std::get_if<ApiError>(&parsed)) return ErrorResponse(*e);
@@ -337,6 +346,7 @@ class Router {
     spec.id = ctx_->NewId("chatcmpl-");
     spec.created = UnixNow();
     spec.endpoint = endpoint;
+    spec.tool_parser = ToolParserFor(r);
     spec.prompts.push_back(std::move(std::get<std::vector<int32_t>>(rendered)));
     if (auto e = FitContext(&r.params, spec.prompts, /*chat=*/true)) return ErrorResponse(*e);
     spec.params = std::move(r.params);

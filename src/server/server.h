@@ -21,6 +21,7 @@
 #include "server/api_keys.h"
 #include "server/http_server.h"
 #include "server/protocol.h"
+#include "server/tool_calls.h"
 
 namespace tide {
 class Engine;
@@ -36,6 +37,11 @@ struct ServerOptions {
   RequestLimits limits;
   std::chrono::milliseconds request_timeout{600'000};  // non-streaming; 0 = none
   std::string chat_template;  // template text overriding the model's ("" = the model's)
+  // ---- tool calls (vLLM's --tool-call-parser / --enable-auto-tool-choice): chat replies
+  // to requests with tools are parsed for calls when tool_choice is "required" or a named
+  // function, and also for "auto" (the default) when auto_tool_choice is on.
+  ToolParser tool_parser = ToolParser::kNone;
+  bool auto_tool_choice = false;
   // ---- admission
   int64_t max_waiting = 1024;     // admitted requests with no output yet; beyond -> 503
   double max_queue_time_s = 0;    // predicted queue wait above this -> 503; 0 = off

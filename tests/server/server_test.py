@@ -157,6 +157,56 @@ def test_startup(s):
     check(sum("reading weights: 100%" in l for l in lines) == 1, "one 100% line", log[-2000:])
 
 
+def test_tools():
+    """--tool-call-parser: flag checks, tool_choice validation, and text without calls passing
+    through unchanged (streamed == not streamed == tool_choice none). The built-in model
+    does not emit calls; the parsers themselves are tested on many strings in
+    src/server/tool_calls_test.cc."""
+    for args, want in [(["--tool-call-parser", "mistral"], "--tool-call-parser must be hermes or llama3_json"),
+                       (["--enable-auto-tool-choice"], "--enable-auto-tool-choice requires --tool-call-parser")]:
+        r = subprocess.run([TIDE, "serve", "--port", "0", *args], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 1 and want in r.stderr, "serve " + " ".join(args) + " -> exit 1", r.stderr)
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "weather of a city",
+                                               "parameters": {"type": "object",
+                                                              "properties": {"city": {"type": "string"}}}}}]
+    for parser in ["hermes", "llama3_json"]:
+        s = Server("--tool-call-parser", parser, "--enable-auto-tool-choice")
+        try:
+            body = {"messages": [{"role": "user", "content": "What is the weather in Paris?"}], "tools": tools,
+                    "max_tokens": 24, "temperature": 0}
+            st, _, auto = s.post("/v1/chat/completions", body)
+            st2, _, none = s.post("/v1/chat/completions", dict(body, tool_choice="none"))
+            check(st == 200 and st2 == 200, parser + ": chat with tools 200", (auto, none))
+            if st != 200 or st2 != 200:
+                continue
+            text = none["choices"][0]["message"]["content"]
+            msg = auto["choices"][0]["message"]
+            if msg.get("tool_calls"):
+                # The model happened to call: the shape must be OpenAI's.
+                tc = msg["tool_calls"][0]
+                check(auto["choices"][0]["finish_reason"] == "tool_calls" and tc["id"].startswith("call_") and
+                      tc["type"] == "function" and isinstance(json.loads(tc["function"]["arguments"]), (dict, list)),
+                      parser + ": tool_calls shape", auto)
+            else:
+                check(msg["content"] == text and "tool_calls" not in msg and
+                      auto["choices"][0]["finish_reason"] == none["choices"][0]["finish_reason"],
+                      parser + ": no call -> the same content as tool_choice none", (auto, none))
+                st, ev, done = s.stream("/v1/chat/completions", dict(body, stream=True))
+                streamed = "".join(e["choices"][0]["delta"].get("content") or "" for e in ev if e.get("choices"))
+                check(st == 200 and done and streamed == text and
+                      not any("tool_calls" in e["choices"][0]["delta"] for e in ev if e.get("choices")),
+                      parser + ": streamed content == non-streamed", (streamed, text))
+            for bad in ["bogus", {"type": "function"}, {"function": {"name": 3}}, 7]:
+                st, _, r = s.post("/v1/chat/completions", dict(body, tool_choice=bad))
+                check(st == 400 and is_error(r) and r["error"]["param"] == "tool_choice",
+                      parser + ": tool_choice %r -> 400" % (bad,), r)
+            st, _, r = s.post("/v1/chat/completions",
+                              dict(body, tool_choice={"type": "function", "function": {"name": "get_weather"}}))
+            check(st == 200, parser + ": named tool_choice accepted", r)
+        finally:
+            check(s.stop() == 0, parser + ": server exits 0")
+
+
 def test_device_cuda():
     """--device cuda: a GPU-less machine (CI) gets a clear error and exit 1; with a GPU it serves."""
     d = tempfile.mkdtemp(prefix="tide-cuda-")
@@ -606,6 +656,7 @@ def main():
         test_admission_and_timeout()
         test_drain()
         test_device_cuda()
+        test_tools()
     print(f"{passes} passed, {len(fails)} failed", flush=True)
     sys.exit(1 if fails else 0)
 
