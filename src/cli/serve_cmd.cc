@@ -39,13 +39,7 @@ struct ServeArgs {
   // placement
   std::string device = "cpu";
   double gpu_memory_utilization = 0.9;
-  bool kv_cache_memory_given = false;  // --kv-cache-memory on the command line wins over the GPU fraction
-  // engine
-  std::string kv_cache_memory = "1G";
-  int block_size = 16;
-  int max_num_seqs = 256;
-  int64_t max_num_batched_tokens = 2048;
-  int64_t max_model_len = 0;
+  EngineFlags engine;  // --kv-cache-memory, when given, wins over the GPU fraction
   // http
   std::string max_body = "8M";
   double read_timeout_s = 30, idle_timeout_s = 60, write_timeout_s = 60;
@@ -217,16 +211,12 @@ Status Run(const ServeArgs& a, const sigset_t& signals) {
   std::fprintf(stderr, "[tide] loaded in %.2f s\n", load_s);
 
   EngineOptions eo;
-  ASSIGN_OR_RETURN(eo.kv_cache_bytes, ParseByteSize(a.kv_cache_memory));
-  eo.block_size = a.block_size;
-  eo.max_num_seqs = a.max_num_seqs;
-  eo.max_num_batched_tokens = a.max_num_batched_tokens;
-  eo.max_model_len = a.max_model_len;
-  if (gpu_kv_budget > 0 && !a.kv_cache_memory_given) eo.kv_cache_bytes = gpu_kv_budget;
+  eo.kv_cache_bytes = gpu_kv_budget > 0 ? gpu_kv_budget : int64_t{1} << 30;
+  RETURN_IF_ERROR(ApplyEngineFlags(a.engine, &eo));
   // The runner puts the KV cache on ctx.device.
   std::unique_ptr<ModelRunner> runner = MakeModelRunner(*model, ctx);
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(*runner, tok.get(), eo));
-  const int64_t max_model_len = a.max_model_len > 0 ? a.max_model_len : model->config().max_position_embeddings;
+  const int64_t max_model_len = a.engine.max_model_len > 0 ? a.engine.max_model_len : model->config().max_position_embeddings;
   RETURN_IF_ERROR(server.Attach({engine.get(), tok.get(), max_model_len, path}));
   if (a.warmup) {
     const auto w0 = Clock::now();
@@ -293,12 +283,7 @@ void AddServeCommand(CLI::App& app) {
                   "With --device cuda: fraction of GPU memory for weights + KV cache; the KV cache gets what is left "
                   "after the weights and 1 GiB of workspace (--kv-cache-memory, when given, wins)")
       ->capture_default_str();
-  sub->add_option("--kv-cache-memory", a->kv_cache_memory, "KV cache budget (e.g. 512M, 4G)")->capture_default_str();
-  sub->add_option("--block-size", a->block_size, "Tokens per KV block")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--max-num-seqs", a->max_num_seqs, "Sequences running at once")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--max-num-batched-tokens", a->max_num_batched_tokens, "Tokens per engine step")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--max-model-len", a->max_model_len, "Context length; 0 = the model's")->capture_default_str();
+  AddEngineFlags(sub, &a->engine, "1G, or with --device cuda the --gpu-memory-utilization share");
   sub->add_option("--max-request-body", a->max_body, "Largest request body (e.g. 8M); larger -> 413")->capture_default_str();
   sub->add_option("--read-timeout", a->read_timeout_s, "Seconds to receive a whole request")->capture_default_str();
   sub->add_option("--idle-timeout", a->idle_timeout_s, "Seconds a keep-alive connection may idle")->capture_default_str();
@@ -318,8 +303,7 @@ void AddServeCommand(CLI::App& app) {
   sub->add_flag("--enable-auto-tool-choice", a->enable_auto_tool_choice,
                 "Also parse when tool_choice is 'auto' (the default); needs --tool-call-parser");
   sub->add_flag("!--no-warmup", a->warmup, "Skip the warm-up forward before /ready");
-  sub->callback([a, sub] {
-    a->kv_cache_memory_given = sub->count("--kv-cache-memory") > 0;
+  sub->callback([a] {
     // Block the signals before any thread starts so every thread inherits the mask and
     // only Run's loop receives them.
     sigset_t signals;
