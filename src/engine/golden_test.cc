@@ -12,6 +12,7 @@
 #include "backend/cpu/thread_pool.h"
 #include "base/file.h"
 #include "engine/golden_fixture.h"
+#include "model/builtin.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -118,6 +119,31 @@ TEST(GoldenSharedTest, Stories260KGgufAndSafetensorsMatchTransformers) {
     EXPECT_EQ(*text, ref["text"].get<std::string>()) << path;
   }
   EXPECT_EQ(tokens[0], tokens[1]) << "GGUF and safetensors forms of stories260K generate different tokens";
+}
+
+// The built-in default model (trained, bf16 weights linked into the binary): its
+// tokenizer, logits and greedy text against transformers in float64, as for stories260K.
+TEST(GoldenTest, BuiltinModelMatchesTransformers) {
+  ASSERT_EQ(::setenv("TIDE_CACHE_DIR", ::testing::TempDir().c_str(), 1), 0);
+  auto dir = EnsureBuiltinModel();
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  const json ref = ReadJson("tests/golden/builtin/reference.json");
+  auto model = Model::Load(*dir);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  auto tok = Tokenizer::FromHfFolder(*dir);
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  const std::vector<int32_t> prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
+  auto ids = (*tok)->Encode(ref["prompt_text"].get<std::string>(), true);
+  ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+  EXPECT_EQ(*ids, prompt);
+  EXPECT_EQ(*ids, ref["prompt_ids_transformers"].get<std::vector<int32_t>>());
+  ExpectLogprobsClose(LastLogprobs(**model, prompt), ref["last_logprobs"], "builtin");
+  std::vector<Completion> out = Greedy(**model, Ctx(), {prompt}, static_cast<int>(ref["greedy_ids"].size()));
+  ASSERT_EQ(out.size(), 1u);
+  ExpectGreedyMatches(out[0], ref["greedy_ids"], ref["greedy_margins"], "builtin");
+  auto text = (*tok)->Decode(out[0].token_ids, false);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text, ref["text"].get<std::string>());
 }
 
 }  // namespace
