@@ -122,6 +122,8 @@ class GenerationResponse final : public AsyncResponse {
     bool done = false;
     int finished_choices = 0;
     int64_t cached_tokens = 0;
+    // echo + logprobs: entry i is prompt token i + 1 (the engine's prompt logprobs).
+    std::vector<SampleResult> prompt_logprobs = {};
   };
   struct Choice {
     std::string text;
@@ -131,6 +133,7 @@ class GenerationResponse final : public AsyncResponse {
     int64_t completion_tokens = 0;
     bool started = false;   // streaming: the role / echo chunk went out
     int64_t text_offset = 0;  // completions logprobs: offset of the next token
+    bool prompt_logprobs_sent = false;  // echo + logprobs: the prompt's entries went out
     size_t streamed = 0;      // streaming with a tool parser: bytes of text sent as content
     bool streamed_tool_calls = false;  // the tool_calls delta went out: finish_reason "tool_calls"
   };
@@ -160,6 +163,7 @@ class GenerationResponse final : public AsyncResponse {
       ctx_->queued -= 1;
       ctx_->queued_prompt_tokens -= s.prompt_tokens;
     }
+    if (!o.prompt_logprobs.empty()) s.prompt_logprobs = std::move(o.prompt_logprobs);
     const size_t ci = sub_index * static_cast<size_t>(n_) + static_cast<size_t>(o.index);
     Choice& c = choices_[ci];
     std::string delta_text = o.text;
@@ -218,7 +222,7 @@ class GenerationResponse final : public AsyncResponse {
       choice["logprobs"] = has_lp ? ChatLogprobs(c, first_lp) : Json(nullptr);
     } else {
       choice["text"] = delta_text;
-      choice["logprobs"] = has_lp ? CompletionLogprobs(c, first_lp) : Json(nullptr);
+      choice["logprobs"] = has_lp ? CompletionLogprobs(ci, first_lp) : Json(nullptr);
     }
     choice["finish_reason"] = !o.finished()           ? Json(nullptr)
                               : c.streamed_tool_calls ? Json("tool_calls")
@@ -265,9 +269,35 @@ class GenerationResponse final : public AsyncResponse {
     return Json{{"content", std::move(content)}};
   }
 
-  // OpenAI legacy shape: parallel arrays; top_logprobs holds the sampled token too.
-  Json CompletionLogprobs(Choice& c, size_t from) const {
+  // OpenAI legacy shape: parallel arrays; top_logprobs holds the sampled token too. With
+  // echo, the prompt's tokens come first (once per choice): the first with null logprob
+  // and null top_logprobs, as OpenAI and vLLM answer.
+  Json CompletionLogprobs(size_t ci, size_t from) {
+    Choice& c = choices_[ci];
     Json tokens = Json::array(), lps = Json::array(), tops = Json::array(), offsets = Json::array();
+    if (spec_.params.echo && !c.prompt_logprobs_sent) {
+      c.prompt_logprobs_sent = true;
+      const size_t p = ci / static_cast<size_t>(n_);
+      const std::vector<int32_t>& prompt = spec_.prompts[p];
+      const std::vector<SampleResult>& plp = subs_[p].prompt_logprobs;
+      for (size_t i = 0; i < prompt.size(); ++i) {
+        const std::string tok = TokenString(prompt[i]);
+        tokens.push_back(tok);
+        if (i == 0 || i - 1 >= plp.size()) {
+          lps.push_back(nullptr);
+          tops.push_back(nullptr);
+        } else {
+          const SampleResult& r = plp[i - 1];
+          lps.push_back(r.logprob);
+          Json top = Json::object();
+          top[tok] = r.logprob;
+          for (const TokenLogprob& t : r.top) top[TokenString(t.id)] = t.logprob;
+          tops.push_back(std::move(top));
+        }
+        offsets.push_back(c.text_offset);
+        c.text_offset += static_cast<int64_t>(tok.size());
+      }
+    }
     for (size_t i = from; i < c.logprobs.size(); ++i) {
       const SampleResult& r = c.logprobs[i];
       const std::string tok = TokenString(r.token);
@@ -353,7 +383,7 @@ class GenerationResponse final : public AsyncResponse {
         choice["logprobs"] = lp ? ChatLogprobs(c, 0) : Json(nullptr);
       } else {
         choice["text"] = c.text;
-        choice["logprobs"] = lp ? CompletionLogprobs(c, 0) : Json(nullptr);
+        choice["logprobs"] = lp ? CompletionLogprobs(i, 0) : Json(nullptr);
       }
       choice["finish_reason"] = finish;
       if (!spec_.chat) choice["stop_reason"] = nullptr;

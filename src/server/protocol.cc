@@ -324,8 +324,9 @@ std::variant<CompletionRequest, ApiError> ParseCompletionRequest(const Json& b, 
       r.params.sampling.logprobs = true;
       r.params.sampling.top_logprobs = static_cast<int>(k);
     }
-    if (r.params.echo && r.params.sampling.logprobs)
-      return ApiError::BadRequest("'echo' together with 'logprobs' is not supported (no prompt logprobs)", "echo");
+    // echo + logprobs: the prompt's tokens get logprobs too (vLLM asks the engine for
+    // prompt logprobs with the same number of alternatives).
+    if (r.params.echo && r.params.sampling.logprobs) r.params.sampling.prompt_logprobs = r.params.sampling.top_logprobs;
     if (const Json* v = Field(b, "suffix"))
       if (!v->is_string() || !v->get<std::string>().empty())
         return ApiError::BadRequest("'suffix' is not supported", "suffix");

@@ -13,6 +13,23 @@ Json Body(const char* text) {
   return std::holds_alternative<Json>(parsed) ? std::get<Json>(parsed) : Json::object();
 }
 
+// echo + logprobs asks the engine for prompt logprobs with the same number of
+// alternatives; either alone does not.
+TEST(ProtocolTest, EchoWithLogprobsAsksForPromptLogprobs) {
+  const RequestLimits lim;
+  auto both = ParseCompletionRequest(Body(R"({"prompt": "hi", "echo": true, "logprobs": 3})"), lim);
+  ASSERT_TRUE(std::holds_alternative<CompletionRequest>(both));
+  EXPECT_EQ(std::get<CompletionRequest>(both).params.sampling.prompt_logprobs, 3);
+  auto zero = ParseCompletionRequest(Body(R"({"prompt": "hi", "echo": true, "logprobs": 0})"), lim);
+  ASSERT_TRUE(std::holds_alternative<CompletionRequest>(zero));
+  EXPECT_EQ(std::get<CompletionRequest>(zero).params.sampling.prompt_logprobs, 0);
+  for (const char* one : {R"({"prompt": "hi", "echo": true})", R"({"prompt": "hi", "logprobs": 2})"}) {
+    auto r = ParseCompletionRequest(Body(one), lim);
+    ASSERT_TRUE(std::holds_alternative<CompletionRequest>(r)) << one;
+    EXPECT_EQ(std::get<CompletionRequest>(r).params.sampling.prompt_logprobs, -1) << one;
+  }
+}
+
 TEST(ProtocolTest, BodyErrors) {
   for (const char* bad : {"", "   ", "{", "[1,2]", "nul", "{\"a\":}", "\"str\"", "{\"a\":1,}", "{'a':1}"}) {
     auto parsed = ParseJsonBody(bad);

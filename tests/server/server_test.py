@@ -270,6 +270,38 @@ def test_endpoints(s):
     check(st == 200 and len(r["choices"]) == 2 and r["usage"]["prompt_tokens"] == 3, "completion list of id lists", r)
     st, _, r = s.post("/v1/completions", {"prompt": "echo me", "max_tokens": 2, "echo": True})
     check(st == 200 and r["choices"][0]["text"].startswith("echo me"), "completion echo", r)
+    # echo + logprobs: the prompt's tokens first, the first with null logprob; entry i of the
+    # prompt is the model's raw distribution after prompt[:i], which is exactly what a
+    # one-token completion of prompt[:i] reports as its top alternatives.
+    ids = [100, 101, 102, 103]
+    st, _, r = s.post("/v1/completions", {"prompt": ids, "max_tokens": 2, "echo": True, "logprobs": 3,
+                                          "temperature": 0})
+    lp = r["choices"][0]["logprobs"] if st == 200 else None
+    check(lp and len(lp["tokens"]) == len(ids) + 2 and len(lp["token_logprobs"]) == len(ids) + 2 and
+          lp["token_logprobs"][0] is None and lp["top_logprobs"][0] is None and
+          all(isinstance(x, float) and x <= 0 for x in lp["token_logprobs"][1:]) and
+          all(isinstance(t, dict) and len(t) >= 1 for t in lp["top_logprobs"][1:]) and
+          lp["text_offset"][0] == 0 and lp["text_offset"] == sorted(lp["text_offset"]) and
+          r["choices"][0]["text"].startswith("".join(lp["tokens"][:len(ids)])), "completion echo + logprobs shape", r)
+    for i in ([1, 3] if lp else []):
+        st, _, one = s.post("/v1/completions", {"prompt": ids[:i], "max_tokens": 1, "logprobs": 3, "temperature": 0})
+        alt = one["choices"][0]["logprobs"]["top_logprobs"][0] if st == 200 else {}
+        # Same distribution, same top 3: every token string the one-token completion lists
+        # (its greedy token is the most likely one) is in the prompt entry, at the same
+        # logprob. (Byte tokens that are not UTF-8 on their own all print as U+FFFD, so
+        # the dicts may hold fewer than 3 keys.)
+        ref = lp["top_logprobs"][i]
+        check(alt and set(alt) <= set(ref) and all(abs(alt[k] - ref[k]) < 2e-3 for k in alt),
+              "prompt logprob %d == next-token logprobs of prompt[:%d]" % (i, i), (alt, lp["top_logprobs"][i]))
+    st, _, r = s.post("/v1/completions", {"prompt": ["ab", "cd"], "max_tokens": 2, "n": 2, "echo": True,
+                                          "logprobs": 0})
+    check(st == 200 and len(r["choices"]) == 4 and
+          all(c["logprobs"]["token_logprobs"][0] is None and c["text"].startswith(("ab", "cd")) for c in r["choices"]),
+          "echo + logprobs, two prompts x n=2", r)
+    st, ev, done = s.stream("/v1/completions", {"prompt": ids, "max_tokens": 2, "echo": True, "logprobs": 1,
+                                                 "temperature": 0, "stream": True})
+    toks = [t for e in ev if e["choices"] and e["choices"][0]["logprobs"] for t in e["choices"][0]["logprobs"]["tokens"]]
+    check(st == 200 and done and lp and toks == lp["tokens"], "streamed echo + logprobs == non-streamed", (toks, lp))
     st, _, r = s.post("/v1/completions", {"prompt": "x", "max_tokens": 4, "logprobs": 2, "temperature": 0})
     lp = r["choices"][0]["logprobs"] if st == 200 else None
     check(lp and len(lp["tokens"]) == 4 and len(lp["token_logprobs"]) == 4 and len(lp["top_logprobs"][0]) >= 1 and
