@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README's first command: installs what is missing, builds tide, starts `tide serve` on
-# the built-in default model (a small model tide generates itself; see README), sends
-# one chat completion with curl, prints the answer and stops the server.
+# the built-in default model (a small code model trained on Python's standard library,
+# linked into the binary; see models/builtin/README.md), asks it with curl to complete a
+# Python function, prints the answer and stops the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -21,11 +22,12 @@ done
 url="http://127.0.0.1:$(cat "$work/port")"
 curl -sf "$url/ready" >/dev/null || { echo "tide serve did not become ready"; cat "$work/server.log"; exit 1; }
 grep '^\[tide\]' "$work/server.log"
-echo "POST $url/v1/chat/completions"
-answer=$(curl -sS "$url/v1/chat/completions" -H 'Content-Type: application/json' \
-  -d '{"messages": [{"role": "user", "content": "Write a Python function that adds two numbers."}], "max_tokens": 48, "temperature": 0}')
+echo "POST $url/v1/completions"
+request='{"prompt": "import os\n\n\ndef read_lines(path):", "max_tokens": 64, "temperature": 0}'
+echo "$request"
+answer=$(curl -sS "$url/v1/completions" -H 'Content-Type: application/json' -d "$request")
 echo "$answer"
-python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print("\nanswer:", repr(j["choices"][0]["message"]["content"]))' "$answer"
+python3 -c 'import json, sys; j = json.loads(sys.argv[1]); r = json.loads(sys.argv[2]); print("\n" + r["prompt"] + j["choices"][0]["text"])' "$answer" "$request"
 kill -TERM "$pid"
 wait "$pid"
 trap 'rm -rf "$work"' EXIT
