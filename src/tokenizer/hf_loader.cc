@@ -67,7 +67,23 @@ Result<std::unique_ptr<tok::Model>> MakeModel(const json& j) {
                                                          j.value("max_input_chars_per_word", size_t{100})));
     return std::unique_ptr<tok::Model>(std::move(m));
   }
-  return Unimplemented("tokenizer.json model type '" + type + "' is not supported (BPE and WordPiece are)");
+  if (type == "Unigram") {
+    // "vocab" is a list of [piece, score]; its position is the id.
+    if (!j.contains("vocab") || !j.at("vocab").is_array()) return InvalidArgument("tokenizer.json: Unigram vocab must be a list");
+    std::vector<tok::UnigramPiece> pieces;
+    pieces.reserve(j.at("vocab").size());
+    for (const json& e : j.at("vocab")) {
+      if (!e.is_array() || e.size() != 2 || !e.at(0).is_string() || !e.at(1).is_number()) {
+        return InvalidArgument("tokenizer.json: a Unigram vocab entry must be [piece, score]");
+      }
+      pieces.push_back({e.at(0).get<std::string>(), e.at(1).get<double>()});
+    }
+    std::optional<int32_t> unk_id;
+    if (j.contains("unk_id") && !j.at("unk_id").is_null()) unk_id = j.at("unk_id").get<int32_t>();
+    ASSIGN_OR_RETURN(auto m, tok::UnigramModel::Create(std::move(pieces), unk_id, j.value("byte_fallback", false)));
+    return std::unique_ptr<tok::Model>(std::move(m));
+  }
+  return Unimplemented("tokenizer.json model type '" + type + "' is not supported (BPE, WordPiece and Unigram are)");
 }
 
 // tokenizer_config.json token fields are a string or an AddedToken object.

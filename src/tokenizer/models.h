@@ -3,6 +3,8 @@
 //              Qwen) and SentencePiece-converted BPE with byte fallback (Llama 2, Mistral).
 //   SpmModel — SentencePiece BPE by piece score, as GGUF "llama" vocabularies store it.
 //   WordPieceModel — BERT's greedy longest-match-first.
+//   UnigramModel — SentencePiece Unigram (T5, Flan-T5, mT5, XLM-RoBERTa, ALBERT): the
+//              segmentation with the highest total piece score (Viterbi).
 #pragma once
 
 #include <array>
@@ -108,6 +110,38 @@ class WordPieceModel final : public Model {
   int32_t unk_id_ = -1;
   std::string prefix_;
   size_t max_chars_ = 100;
+};
+
+struct UnigramPiece {
+  std::string text;
+  double score = 0;  // log probability
+};
+
+// Hugging Face's Unigram: best path over the pieces that start at each character (ties
+// keep the earlier start, then the shorter piece); a character no single piece covers is
+// an unknown node scored 10 below the lowest piece; consecutive unknown nodes fuse into
+// one string, which becomes "<0xNN>" byte tokens under byte_fallback, else the unk id.
+class UnigramModel final : public Model {
+ public:
+  // Errors: kInvalidArgument for an empty vocabulary, duplicate piece texts or an unk_id
+  // out of range.
+  static Result<std::unique_ptr<UnigramModel>> Create(std::vector<UnigramPiece> pieces, std::optional<int32_t> unk_id,
+                                                      bool byte_fallback);
+  void Tokenize(std::string_view word, std::vector<int32_t>* out) const override;
+  [[nodiscard]] int32_t vocab_size() const override { return static_cast<int32_t>(pieces_.size()); }
+  [[nodiscard]] std::optional<int32_t> TokenToId(std::string_view token) const override;
+  [[nodiscard]] std::string_view IdToToken(int32_t id) const override;
+
+ private:
+  UnigramModel() = default;
+  void EmitString(std::string_view piece, std::vector<int32_t>* out) const;
+
+  std::vector<UnigramPiece> pieces_;
+  TokenMap token_to_id_;
+  size_t max_piece_bytes_ = 0;
+  double unk_score_ = 0;
+  std::optional<int32_t> unk_id_;
+  bool byte_fallback_ = false;
 };
 
 }  // namespace tide::tok
