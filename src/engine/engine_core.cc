@@ -217,7 +217,10 @@ void EngineCore::Step(std::vector<RequestOutput>* outs) {
   if (plan.empty()) return;
   const double t0 = EngineClock();
   BuildBatch(plan);
-  if (Status s = runner_.Forward(batch_, &logits_); !s.ok()) return FailStep(plan, s, outs);
+  int top_logprobs = 0;
+  greedy_step_ = IsGreedyStep(plan, &top_logprobs);
+  Status fs = greedy_step_ ? runner_.ForwardGreedy(batch_, top_logprobs, &greedy_) : runner_.Forward(batch_, &logits_);
+  if (!fs.ok()) return FailStep(plan, fs, outs);
   scheduler_.OnStepComputed(plan);
   Postprocess(plan, outs);
 
@@ -230,6 +233,21 @@ void EngineCore::Step(std::vector<RequestOutput>* outs) {
     counters_.decode_step_seconds += dt;
     ++counters_.num_decode_steps;
   }
+}
+
+bool EngineCore::IsGreedyStep(const SchedulerOutput& plan, int* top_logprobs) const {
+  *top_logprobs = 0;
+  bool any = false;
+  for (size_t k = 0; k < plan.scheduled.size(); ++k) {
+    if (prompt_rows_[k].count > 0) return false;
+    const ScheduledSequence& ss = plan.scheduled[k];
+    if (!ss.samples) continue;
+    const SamplingParams& p = *ss.seq->sampling;
+    if (ss.seq->sampler.temperature != 0.f || NeedsLogitsProcessing(p, ss.seq->num_output_tokens())) return false;
+    *top_logprobs = std::max(*top_logprobs, p.top_logprobs);
+    any = true;
+  }
+  return any;
 }
 
 void EngineCore::BuildBatch(const SchedulerOutput& plan) {
@@ -289,18 +307,24 @@ void EngineCore::Postprocess(const SchedulerOutput& plan, std::vector<RequestOut
     }
     if (!ss.samples) continue;
     const SamplingParams& p = *s->sampling;
-    // Logprobs report the model's raw row; the token is chosen from the processed one.
-    const float* raw = logits_.data() + static_cast<int64_t>(row++) * vocab_;
-    const float* logits = raw;
     const int64_t num_out = s->num_output_tokens();
-    if (NeedsLogitsProcessing(p, num_out)) {
-      scratch_.assign(raw, raw + vocab_);
-      const std::span<const int32_t> all(s->tokens);
-      ProcessLogits(p, all.first(static_cast<size_t>(s->num_prompt_tokens)),
-                    all.subspan(static_cast<size_t>(s->num_prompt_tokens)), eos_ids_, scratch_.data(), vocab_);
-      logits = scratch_.data();
+    SampleResult sr;
+    if (greedy_step_) {
+      sr = std::move(greedy_[row++]);
+      if (sr.top.size() > static_cast<size_t>(p.top_logprobs)) sr.top.resize(static_cast<size_t>(p.top_logprobs));
+    } else {
+      // Logprobs report the model's raw row; the token is chosen from the processed one.
+      const float* raw = logits_.data() + static_cast<int64_t>(row++) * vocab_;
+      const float* logits = raw;
+      if (NeedsLogitsProcessing(p, num_out)) {
+        scratch_.assign(raw, raw + vocab_);
+        const std::span<const int32_t> all(s->tokens);
+        ProcessLogits(p, all.first(static_cast<size_t>(s->num_prompt_tokens)),
+                      all.subspan(static_cast<size_t>(s->num_prompt_tokens)), eos_ids_, scratch_.data(), vocab_);
+        logits = scratch_.data();
+      }
+      sr = Sample(logits, raw, vocab_, s->sampler, static_cast<uint64_t>(num_out));
     }
-    SampleResult sr = Sample(logits, raw, vocab_, s->sampler, static_cast<uint64_t>(num_out));
     const int32_t tok = sr.token;
     const double now = EngineClock();
     s->tokens.push_back(tok);

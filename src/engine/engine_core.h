@@ -87,6 +87,8 @@ class EngineCore {
   EngineCore(ModelRunner& runner, const Tokenizer* tokenizer, const EngineOptions& options, int64_t max_model_len,
              int64_t num_blocks);
   void BuildBatch(const SchedulerOutput& plan);
+  // Whether this step can use ForwardGreedy; `top_logprobs` = the most any row asks.
+  bool IsGreedyStep(const SchedulerOutput& plan, int* top_logprobs) const;
   void Postprocess(const SchedulerOutput& plan, std::vector<RequestOutput>* outs);
   void FailStep(const SchedulerOutput& plan, const Status& status, std::vector<RequestOutput>* outs);
   // Ends one completion: frees blocks, fills usage/times into *out.
@@ -113,6 +115,11 @@ class EngineCore {
   };
   std::vector<PromptRows> prompt_rows_;
   std::vector<float> logits_, scratch_;
+  // Steps whose every sampled row is plain greedy (no processors, no prompt logprobs)
+  // ask the runner for the argmax and its log-probabilities only (ForwardGreedy): on a
+  // GPU that keeps the vocabulary-sized logits off the host.
+  bool greedy_step_ = false;
+  std::vector<SampleResult> greedy_;
 };
 
 }  // namespace tide
