@@ -62,7 +62,14 @@ def check_model(tide, models_dir, fx):
                   f"  want {short(want)}\n  tide {short(g)}")
 
     chats = fx["chats"]
-    got = run_tide(tide, model_dir, [c["request"] for c in chats])
+    # A folder given a template after its fixture was made (or a fixture made without it)
+    # would otherwise pass with no chat compared at all.
+    with open(os.path.join(model_dir, "tokenizer_config.json"), encoding="utf-8") as f:
+        has_template = bool(json.load(f).get("chat_template"))
+    if has_template and not chats:
+        failed += 1
+        print(f"FAIL {name}: the folder has a chat template but the fixture holds no chats (regenerate it)")
+    got = run_tide(tide, model_dir, [c["request"] for c in chats]) if chats else []
     for c, g in zip(chats, got):
         where = f"{name} chat {c['name']}"
         if "error" in c:
