@@ -2,12 +2,76 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdio>
+#include <functional>
 
+#include "backend/device_memory.h"
 #include "base/file.h"
 #include "model/builtin.h"
 
 namespace tide::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The start-up progress line while weights are read or copied: percent, MB so far and
+// MB/s, at most every 0.5 s plus the 100% line, then the total and the time taken.
+class LoadProgress {
+ public:
+  explicit LoadProgress(std::string what) : what_(std::move(what)) {}
+  void operator()(int64_t done, int64_t total) {
+    const auto now = Clock::now();
+    const bool last = done >= total;
+    if (!last && now - last_print_ < std::chrono::milliseconds(500)) return;
+    if (last && finished_) return;
+    last_print_ = now;
+    finished_ = last;
+    const double s = Seconds(now);
+    std::fprintf(stderr, "[tide] %s: %3d%%  %.1f / %.1f MB  %.1f MB/s\n", what_.c_str(),
+                 total > 0 ? static_cast<int>(100 * done / total) : 100, Mb(done), Mb(total), s > 0 ? Mb(done) / s : 0.0);
+    total_ = total;
+  }
+  void Finish() const {
+    std::fprintf(stderr, "[tide] %s: %.1f MB in %.2f s\n", what_.c_str(), Mb(total_), Seconds(Clock::now()));
+  }
+
+ private:
+  static double Mb(int64_t b) { return static_cast<double>(b) / 1e6; }
+  double Seconds(Clock::time_point now) const { return std::chrono::duration<double>(now - start_).count(); }
+  std::string what_;
+  Clock::time_point start_ = Clock::now();
+  Clock::time_point last_print_{};
+  bool finished_ = false;
+  int64_t total_ = 0;
+};
+
+}  // namespace
+
+Result<int64_t> PlaceWeights(Model& model, const ExecContext& ctx, double utilization) {
+  if (ctx.device == DeviceKind::kCpu) {
+    LoadProgress progress("reading weights");
+    model.weights().Prefetch(std::ref(progress));
+    progress.Finish();
+    return int64_t{0};
+  }
+  std::string why;
+  if (!CudaAvailable(&why)) return Unimplemented("--device cuda: " + why);
+  LoadProgress progress("weights to " + CudaDeviceName());
+  RETURN_IF_ERROR(model.PlaceOn(ctx, std::ref(progress)));
+  progress.Finish();
+  if (utilization <= 0) return int64_t{0};
+  int64_t free_b = 0, total_b = 0;
+  RETURN_IF_ERROR(CudaMemoryInfo(&free_b, &total_b));
+  const int64_t budget = static_cast<int64_t>(utilization * static_cast<double>(total_b)) - (total_b - free_b) -
+                         (int64_t{1} << 30);
+  if (budget <= 0)
+    return InvalidArgument("--gpu-memory-utilization " + std::to_string(utilization) + " leaves no room for a KV cache (" +
+                           std::to_string((total_b - free_b) >> 20) + " MiB of " + std::to_string(total_b >> 20) +
+                           " MiB already in use)");
+  return budget;
+}
+
 
 Result<std::string> ResolveModelPath(const std::string& model) {
   if (model.empty()) return EnsureBuiltinModel();

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "backend/exec.h"
 #include "engine/engine_options.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -53,6 +54,14 @@ void AddEngineFlags(CLI::App* sub, EngineFlags* flags, const std::string& kv_def
 // clears num_kv_blocks); --max-model-len 0 leaves eo->max_model_len as it is.
 // kInvalidArgument for a malformed --kv-cache-memory, naming the flag.
 [[nodiscard]] Status ApplyEngineFlags(const EngineFlags& flags, EngineOptions* eo);
+
+// Puts the weights where they will run, with progress lines on stderr. On the CPU the
+// mapped files are read once (so the first request does not fault them in from disk);
+// on CUDA they are copied to the GPU, and the KV budget `utilization` (of the GPU's
+// memory) leaves is returned: the fraction less what is already in use (weights, other
+// processes) and 1 GiB for activations and workspace; 0 when utilization <= 0 (the
+// caller sizes the cache itself). kUnimplemented without a usable GPU.
+Result<int64_t> PlaceWeights(Model& model, const ExecContext& ctx, double utilization);
 
 // Human-readable byte count ("1.23 GiB").
 std::string FormatBytes(double bytes);

@@ -43,33 +43,6 @@ struct GenerateArgs {
   double gpu_memory_utilization = 0;   // --gpu-memory-utilization (cuda); 0 = unset
 };
 
-// Moves the model to the GPU with a progress line; returns the KV budget that
-// --gpu-memory-utilization leaves (0 when it is unset).
-Result<int64_t> PlaceOnGpu(Model& model, const ExecContext& ctx, double utilization) {
-  std::string why;
-  if (!CudaAvailable(&why)) return Unimplemented("--device cuda: " + why);
-  int last = -1;
-  RETURN_IF_ERROR(model.PlaceOn(ctx, [&](int64_t done, int64_t total) {
-    const int pct = total > 0 ? static_cast<int>(100 * done / total) : 100;
-    if (pct != last) std::fprintf(stderr, "\r[tide] weights to %s: %d%% of %lld MiB", CudaDeviceName().c_str(), pct,
-                                  static_cast<long long>(total >> 20));
-    last = pct;
-  }));
-  std::fprintf(stderr, "\n");
-  if (utilization <= 0) return int64_t{0};
-  int64_t free_b = 0, total_b = 0;
-  RETURN_IF_ERROR(CudaMemoryInfo(&free_b, &total_b));
-  // Everything already in use (weights, other processes) counts against the fraction;
-  // 1 GiB is kept for activations, cuBLASLt workspace and the CUDA context's growth.
-  const int64_t budget = static_cast<int64_t>(utilization * static_cast<double>(total_b)) - (total_b - free_b) -
-                         (int64_t{1} << 30);
-  if (budget <= 0)
-    return InvalidArgument("--gpu-memory-utilization " + std::to_string(utilization) + " leaves no room for a KV cache (" +
-                           std::to_string((total_b - free_b) >> 20) + " MiB of " + std::to_string(total_b >> 20) +
-                           " MiB already in use)");
-  return budget;
-}
-
 Result<std::vector<int32_t>> ParseIds(const std::string& s) {
   std::vector<int32_t> ids;
   std::stringstream in(s);
@@ -99,7 +72,7 @@ Status Run(const GenerateArgs& a) {
   int64_t gpu_kv_budget = 0;
   if (a.device == "cuda") {
     ctx.device = DeviceKind::kCuda;
-    ASSIGN_OR_RETURN(gpu_kv_budget, PlaceOnGpu(*model, ctx, a.gpu_memory_utilization));
+    ASSIGN_OR_RETURN(gpu_kv_budget, PlaceWeights(*model, ctx, a.gpu_memory_utilization));
   }
   // A folder without tokenizer files (e.g. from `tide synth`) still runs on token ids.
   std::unique_ptr<Tokenizer> tok;
