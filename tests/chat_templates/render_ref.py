@@ -46,6 +46,7 @@ TEMPLATES = {
     "phi3.5.jinja": {"bos_token": "<s>", "eos_token": "<|endoftext|>"},
     "phi4.jinja": {"bos_token": "<|endoftext|>", "eos_token": "<|im_end|>"},
     "hermes3-tool-use.jinja": {"bos_token": "<|begin_of_text|>", "eos_token": "<|im_end|>"},
+    "llama2-chat.jinja": {"bos_token": "<s>", "eos_token": "</s>"},
 }
 
 WEATHER = {
