@@ -16,6 +16,7 @@
 #include "ops/matmul/matmul.h"
 #include "ops/rms_norm/rms_norm.h"
 #include "ops/sample/sample.h"
+#include "ops/silu_mul/silu_mul.h"
 #include "tensor/dtype.h"
 
 namespace tide {
@@ -145,6 +146,47 @@ int Main() {
         Matmul(kCtx, p);
       });
       std::printf("%-9s %5d | %9.1f %8.0f  (stacked)\n", mm.name, m, s * 1e6, static_cast<double>(bytes) / s / 1e9);
+    }
+  }
+  // The decode fusions the model runs at m <= kMatmulFusedMaxRows: the pre-norm inside
+  // qkv and gate_up, the residual add inside o and down, and (not yet in the model)
+  // silu_mul inside down, against the separate rms_norm / silu_mul launches they remove.
+  {
+    DeviceBuffer g = Random(inter * 4, 60), a = Random(int64_t{8} * inter * 4, 61);
+    struct Fused {
+      const char* name;
+      int64_t n, k;
+      bool norm, silu, acc;
+    };
+    const Fused fused[] = {{"qkv+norm", q_dim + 2 * kv_dim, hidden, true, false, false},
+                           {"o+add", hidden, q_dim, false, false, true},
+                           {"g_u+norm", 2 * inter, hidden, true, false, false},
+                           {"down+add", hidden, inter, false, false, true},
+                           {"down+s+a", hidden, inter, false, true, true}};
+    for (int m : {1, 8}) {
+      for (const Fused& f : fused) {
+        const int64_t bytes = f.n * f.k * 2;
+        const int copies = static_cast<int>(std::max<int64_t>(2, (int64_t{256} << 20) / bytes + 1));
+        std::vector<DeviceBuffer> ws;
+        for (int c = 0; c < copies; ++c) ws.push_back(Random(bytes, 70 + c));
+        const double s = Time([&](int i) {
+          MatmulParams p;
+          p.x = x.as<float>();
+          p.w = Tensor{DType::kBF16, Shape{f.n, f.k}, ws[static_cast<size_t>(i % copies)].data()};
+          p.y = y.as<float>();
+          p.m = m;
+          p.n = f.n;
+          p.k = f.k;
+          p.norm_weight = f.norm ? g.as<float>() : nullptr;
+          p.norm_eps = 1e-5f;
+          p.silu_mul = f.silu;
+          p.accumulate = f.acc;
+          Matmul(kCtx, p);
+        });
+        std::printf("%-9s %5d | %9.1f %8.0f  (fused)\n", f.name, m, s * 1e6, static_cast<double>(bytes) / s / 1e9);
+      }
+      const double sm = Time([&](int) { SiluMul(kCtx, SiluMulParams{x.as<float>(), a.as<float>(), m, inter}); });
+      std::printf("%-9s %5d | %9.1f\n", "silu_mul", m, sm * 1e6);
     }
   }
   // Greedy on the GPU (argmax, logsumexp, top-k) against copying the logits to the host.

@@ -1,6 +1,8 @@
 #include "ops/matmul/matmul.h"
 
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "base/check.h"
 
@@ -34,13 +36,58 @@ Status MatmulParams::check() const {
                            std::string(DTypeName(w.dtype)) + " block size " +
                            std::to_string(block));
   }
+  if (norm_weight != nullptr && silu_mul) return InvalidArgument("matmul: norm_weight and silu_mul do not combine");
+  if (fused() && m > kMatmulFusedMaxRows)
+    return InvalidArgument("matmul: the fusions take at most " + std::to_string(kMatmulFusedMaxRows) + " rows (got m=" +
+                           std::to_string(m) + ")");
   return OkStatus();
 }
+
+namespace {
+
+// The fusions on the CPU: the unfused steps around MatmulCpu, with the same f32
+// formulas as rms_norm and silu_mul (the model layer calls those ops there instead).
+void MatmulCpuFused(const MatmulParams& p, ThreadPool* pool) {
+  std::vector<float> x(static_cast<size_t>(p.m * p.k)), y;
+  for (int64_t i = 0; i < p.m; ++i) {
+    float* xr = x.data() + i * p.k;
+    if (p.silu_mul) {
+      const float* g = p.x + i * 2 * p.k;
+      for (int64_t c = 0; c < p.k; ++c) xr[c] = g[c] / (1.f + std::exp(-g[c])) * g[p.k + c];
+    } else if (p.norm_weight != nullptr) {
+      const float* s = p.x + i * p.k;
+      double sum = 0;
+      for (int64_t c = 0; c < p.k; ++c) sum += static_cast<double>(s[c]) * s[c];
+      const float inv = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(p.k) + p.norm_eps));
+      for (int64_t c = 0; c < p.k; ++c) xr[c] = p.norm_weight[c] * (s[c] * inv);
+    } else {
+      for (int64_t c = 0; c < p.k; ++c) xr[c] = p.x[i * p.k + c];
+    }
+  }
+  MatmulParams q = p;
+  q.x = x.data();
+  q.norm_weight = nullptr;
+  q.silu_mul = false;
+  q.accumulate = false;
+  if (p.accumulate) {
+    y.resize(static_cast<size_t>(p.m * p.n));
+    q.y = y.data();
+  }
+  MatmulCpu(q, pool);
+  if (p.accumulate)
+    for (int64_t i = 0; i < p.m * p.n; ++i) p.y[i] += y[static_cast<size_t>(i)];
+}
+
+}  // namespace
 
 void Matmul(const ExecContext& ctx, const MatmulParams& p) {
   switch (ctx.device) {
     case DeviceKind::kCpu:
-      MatmulCpu(p, ctx.pool);
+      if (p.fused()) {
+        MatmulCpuFused(p, ctx.pool);
+      } else {
+        MatmulCpu(p, ctx.pool);
+      }
       return;
     case DeviceKind::kCuda:
 #if TIDE_HAVE_CUDA

@@ -51,6 +51,17 @@ constexpr int kGemvRows = 8;        // x rows per GEMV pass (accumulators per la
 constexpr int kGemvWarps = 8;       // warps per GEMV block
 constexpr int kConcatRows = 64;     // up to here the split terms share one GEMM
 constexpr int kGemvSmemBytes = 64 << 10;  // x tile in shared memory (opt-in above 48 KB)
+static_assert(kGemvRows == kMatmulFusedMaxRows, "the fusions run in the GEMV kernels");
+
+// The decode fusions of MatmulParams, as the GEMV kernels take them.
+struct GemvFuse {
+  const float* norm = nullptr;  // RMSNorm weight [k] or null
+  float eps = 0.f;
+  bool silu = false;            // x rows are [gate | up], stride 2k
+  bool accumulate = false;      // y += product
+};
+
+__device__ __forceinline__ float Silu(float g) { return g / (1.f + expf(-g)); }  // as silu_mul
 
 template <typename W>
 struct Vec16;  // 16 bytes of W, widened to f32
@@ -105,7 +116,7 @@ __device__ __forceinline__ void Expand(const uint4& v, float* out) {
 template <typename W>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     GemvKernel(const float* __restrict__ x, const W* __restrict__ w, const float* __restrict__ bias,
-               float* __restrict__ y, int64_t m, int64_t n, int64_t k, bool vec) {
+               float* __restrict__ y, int64_t m, int64_t n, int64_t k, bool vec, bool accumulate) {
   const int lane = threadIdx.x % 32;
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
   const int64_t r0 = static_cast<int64_t>(blockIdx.y) * kGemvRows;
@@ -151,17 +162,55 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   for (int r = 0; r < kGemvRows; ++r) {
     if (r < rows) {
       const float s = cuda::WarpSum(acc[r]);
-      if (lane == 0) y[(r0 + r) * n + j] = s + (bias != nullptr ? bias[j] : 0.f);
+      if (lane == 0) {
+        const float v = s + (bias != nullptr ? bias[j] : 0.f);
+        y[(r0 + r) * n + j] = accumulate ? y[(r0 + r) * n + j] + v : v;
+      }
     }
   }
 }
 
+// The fused prologue written out: xo[i] = the row of x the product reads (rms_norm's or
+// silu_mul's formula). One block per row; for GEMVs whose shapes miss the tiled kernel.
+constexpr int kPrepThreads = 256;
+__global__ void __launch_bounds__(kPrepThreads)
+    PrepXKernel(const float* __restrict__ x, float* __restrict__ xo, int64_t k, GemvFuse f) {
+  const int64_t i = blockIdx.x;
+  float* xr = xo + i * k;
+  if (f.silu) {
+    const float* g = x + i * 2 * k;
+    for (int64_t c = threadIdx.x; c < k; c += kPrepThreads) xr[c] = Silu(g[c]) * g[k + c];
+    return;
+  }
+  const float* s = x + i * k;
+  float inv = 1.f;
+  if (f.norm != nullptr) {
+    __shared__ float partial[kPrepThreads / 32];
+    float ss = 0.f;
+    for (int64_t c = threadIdx.x; c < k; c += kPrepThreads) ss = fmaf(s[c], s[c], ss);
+    ss = cuda::WarpSum(ss);
+    if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = ss;
+    __syncthreads();
+    float total = 0.f;
+    for (int w = 0; w < kPrepThreads / 32; ++w) total += partial[w];
+    inv = rsqrtf(total / static_cast<float>(k) + f.eps);
+  }
+  for (int64_t c = threadIdx.x; c < k; c += kPrepThreads) xr[c] = f.norm != nullptr ? f.norm[c] * (s[c] * inv) : s[c];
+}
+
 template <typename W>
-void LaunchGemv(const MatmulParams& p, cudaStream_t s) {
+void LaunchGemv(const MatmulParams& p, const GemvFuse& f, cudaStream_t s) {
+  const float* x = p.x;
+  if (f.norm != nullptr || f.silu) {
+    auto* xo = static_cast<float*>(cuda::Scratch(p.m * p.k * 4, cuda::ScratchSlot::kMatmulX));
+    PrepXKernel<<<static_cast<unsigned>(p.m), kPrepThreads, 0, s>>>(p.x, xo, p.k, f);
+    TIDE_CUDA_LAUNCHED("matmul (fused prologue)");
+    x = xo;
+  }
   const bool vec = (p.k * static_cast<int64_t>(sizeof(W))) % 16 == 0 && (p.k * 4) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(p.w.data) % 16 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
+                   reinterpret_cast<uintptr_t>(p.w.data) % 16 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
   const dim3 grid(static_cast<unsigned>(cuda::CeilDiv(p.n, kGemvWarps)), static_cast<unsigned>(cuda::CeilDiv(p.m, kGemvRows)));
-  GemvKernel<W><<<grid, kGemvWarps * 32, 0, s>>>(p.x, p.w.as<const W>(), p.bias, p.y, p.m, p.n, p.k, vec);
+  GemvKernel<W><<<grid, kGemvWarps * 32, 0, s>>>(x, p.w.as<const W>(), p.bias, p.y, p.m, p.n, p.k, vec, f.accumulate);
   TIDE_CUDA_LAUNCHED("matmul (gemv)");
 }
 
@@ -214,10 +263,16 @@ __device__ __forceinline__ int GemvSweep(int c, int len, int kt, const W* const 
 // (m <= M; rows past m are zero in shared memory and never stored), R = weight rows per
 // warp. REQUIRES: k a multiple of the vector width, x and w 16-byte aligned rows, and kt
 // a multiple of 32 vectors (so lane column ownership does not depend on kt).
+//
+// Fusions (f): silu(gate) * up is formed while x is staged. The RMSNorm weight multiplies
+// x while it is staged, and the row's sum of squares accumulates there too (each thread
+// over the columns it stages, which for any kt the launcher picks are the same columns
+// in the same order, then a fixed tree), so the 1/rms scale applies once to the finished
+// dot product: no separate pass over x, and no normalised copy in memory.
 template <typename W, int M, int R>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     GemvTiledKernel(const float* __restrict__ x, const W* __restrict__ w, const float* __restrict__ bias,
-                    float* __restrict__ y, int m, int64_t n, int64_t k, int kt) {
+                    float* __restrict__ y, int m, int64_t n, int64_t k, int kt, GemvFuse f) {
   extern __shared__ float4 xs4[];
   float* xs = reinterpret_cast<float*>(xs4);  // [M][kt]
   constexpr int kV = Vec16<W>::kN;
@@ -233,13 +288,33 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
     for (int i = 0; i < M; ++i) acc[r][i] = 0.f;
 
+  float ss[M];  // this thread's part of each row's sum of squares (f.norm)
+#pragma unroll
+  for (int i = 0; i < M; ++i) ss[i] = 0.f;
+  const int64_t x_stride = f.silu ? 2 * k : k;
+
   for (int64_t k0 = 0; k0 < k; k0 += kt) {
     const int len = static_cast<int>(k - k0 < kt ? k - k0 : kt);
     __syncthreads();  // the previous tile is consumed
+#pragma unroll
     for (int i = 0; i < M; ++i) {
       for (int c = threadIdx.x * 4; c < len; c += kGemvWarps * 32 * 4) {
         float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (i < m) v = __ldg(reinterpret_cast<const float4*>(x + i * k + k0 + c));
+        if (i < m) {
+          const float* xp = x + i * x_stride + k0 + c;
+          v = __ldg(reinterpret_cast<const float4*>(xp));
+          if (f.silu) {
+            const float4 u = __ldg(reinterpret_cast<const float4*>(xp + k));
+            v = make_float4(Silu(v.x) * u.x, Silu(v.y) * u.y, Silu(v.z) * u.z, Silu(v.w) * u.w);
+          } else if (f.norm != nullptr) {
+            ss[i] = fmaf(v.x, v.x, ss[i]);
+            ss[i] = fmaf(v.y, v.y, ss[i]);
+            ss[i] = fmaf(v.z, v.z, ss[i]);
+            ss[i] = fmaf(v.w, v.w, ss[i]);
+            const float4 g = __ldg(reinterpret_cast<const float4*>(f.norm + k0 + c));
+            v = make_float4(v.x * g.x, v.y * g.y, v.z * g.z, v.w * g.w);
+          }
+        }
         *reinterpret_cast<float4*>(xs + i * kt + c) = v;
       }
     }
@@ -256,19 +331,43 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
     if constexpr (U > 4) c = GemvSweep<W, M, R, 4>(c, len, kt, wt, xs, acc);
     GemvSweep<W, M, R, 1>(c, len, kt, wt, xs, acc);
   }
+  float scale[M];
+#pragma unroll
+  for (int i = 0; i < M; ++i) scale[i] = 1.f;
+  if (f.norm != nullptr) {
+    __shared__ float partial[M][kGemvWarps];
+    const int warp = threadIdx.x / 32;
+#pragma unroll
+    for (int i = 0; i < M; ++i) {
+      const float t = cuda::WarpSum(ss[i]);
+      if (lane == 0) partial[i][warp] = t;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < M; ++i) {
+      float total = 0.f;
+#pragma unroll
+      for (int w2 = 0; w2 < kGemvWarps; ++w2) total += partial[i][w2];
+      scale[i] = rsqrtf(total / static_cast<float>(k) + f.eps);
+    }
+  }
   if (j0 >= n) return;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int i = 0; i < M; ++i) {
       const float s = cuda::WarpSum(acc[r][i]);
-      if (lane == 0 && i < m && j0 + r < n) y[i * n + j0 + r] = s + (bias != nullptr ? bias[j0 + r] : 0.f);
+      if (lane == 0 && i < m && j0 + r < n) {
+        const float v = s * scale[i] + (bias != nullptr ? bias[j0 + r] : 0.f);
+        float* yp = y + i * n + j0 + r;
+        *yp = f.accumulate ? *yp + v : v;
+      }
     }
   }
 }
 
 template <typename W, int M, int R>
-void LaunchGemvTiled(const MatmulParams& p, cudaStream_t s) {
+void LaunchGemvTiled(const MatmulParams& p, const GemvFuse& f, cudaStream_t s) {
   constexpr int kV = Vec16<W>::kN;
   constexpr int kStep = 32 * kV;  // tile sizes are multiples of one warp-wide sweep
   static bool raised = false;
@@ -284,39 +383,45 @@ void LaunchGemvTiled(const MatmulParams& p, cudaStream_t s) {
   const size_t smem = static_cast<size_t>(M) * kt * 4;
   const auto blocks = static_cast<unsigned>(cuda::CeilDiv(p.n, int64_t{kGemvWarps} * R));
   GemvTiledKernel<W, M, R><<<blocks, kGemvWarps * 32, smem, s>>>(p.x, p.w.as<const W>(), p.bias, p.y,
-                                                                  static_cast<int>(p.m), p.n, p.k, kt);
+                                                                  static_cast<int>(p.m), p.n, p.k, kt, f);
   TIDE_CUDA_LAUNCHED("matmul (gemv)");
 }
 
 template <typename W, int M>
-void LaunchGemvTiledRows(const MatmulParams& p, cudaStream_t s) {
+void LaunchGemvTiledRows(const MatmulParams& p, const GemvFuse& f, cudaStream_t s) {
   // Four rows per warp share each x read from shared memory (which bounds the kernel
   // once x has several rows), but leave too few blocks for small n and one x row; one
   // row per warp then spreads the matrix over every multiprocessor.
   if (M >= 4 || p.n >= int64_t{kGemvWarps} * 4 * cuda::NumSms()) {
-    LaunchGemvTiled<W, M, 4>(p, s);
+    LaunchGemvTiled<W, M, 4>(p, f, s);
   } else {
-    LaunchGemvTiled<W, M, 1>(p, s);
+    LaunchGemvTiled<W, M, 1>(p, f, s);
   }
 }
 
 template <typename W>
 void LaunchGemvAny(const MatmulParams& p, cudaStream_t s) {
   constexpr int kV = Vec16<W>::kN;
+  GemvFuse f;
+  f.norm = p.norm_weight;
+  f.eps = p.norm_eps;
+  f.silu = p.silu_mul;
+  f.accumulate = p.accumulate;
   const bool vec = p.k % kV == 0 && p.k % 4 == 0 && reinterpret_cast<uintptr_t>(p.w.data) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
+                   reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&
+                   (f.norm == nullptr || reinterpret_cast<uintptr_t>(f.norm) % 16 == 0);
   if (!vec || p.m > kGemvRows) {
-    LaunchGemv<W>(p, s);
+    LaunchGemv<W>(p, f, s);
     return;
   }
   if (p.m == 1) {
-    LaunchGemvTiledRows<W, 1>(p, s);
+    LaunchGemvTiledRows<W, 1>(p, f, s);
   } else if (p.m == 2) {
-    LaunchGemvTiledRows<W, 2>(p, s);
+    LaunchGemvTiledRows<W, 2>(p, f, s);
   } else if (p.m <= 4) {
-    LaunchGemvTiledRows<W, 4>(p, s);
+    LaunchGemvTiledRows<W, 4>(p, f, s);
   } else {
-    LaunchGemvTiledRows<W, 8>(p, s);
+    LaunchGemvTiledRows<W, 8>(p, f, s);
   }
 }
 
@@ -456,7 +561,7 @@ bool LtConcatGemm(const MatmulParams& p, cudaDataType_t type, cudaStream_t s) {
 
 void MatmulCuda(const MatmulParams& p, void* stream, Precision precision) {
   cudaStream_t s = cuda::AsStream(stream);
-  if (p.m > kGemvRows) {
+  if (p.m > kGemvRows && !p.fused()) {
     bool done = false;
     // Rows of x are k elements; the stacked terms and the bf16 copy need 16-byte aligned rows.
     const bool bf16_x = p.w.dtype == DType::kBF16 && p.k % 8 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&

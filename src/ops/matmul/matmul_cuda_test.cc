@@ -90,6 +90,90 @@ TEST(MatmulCudaTest, MatchesRefForEveryDeviceWeightType) {
   }
 }
 
+// The decode fusions (RMSNorm prologue, silu_mul prologue, residual epilogue) on the
+// tiled GEMV (aligned shapes, one and several k tiles, one and four rows per warp) and
+// on the plain GEMV (odd k: the prologue is written out first). The product is the
+// exact path's, and the prologue adds a few f32 roundings per element (the 1/rms
+// scale, silu's expf): within the same 2e-5 of Σ|w·x'| plus |y0| for the accumulated
+// start value, where x' is the row the product reads.
+TEST(MatmulCudaTest, FusionsMatchRef) {
+  TIDE_REQUIRE_CUDA();
+  Rng rng(13);
+  struct Case { int64_t m, n, k; };
+  const Case cases[] = {{1, 64, 4096}, {1, 300, 14336}, {3, 4300, 256}, {8, 40, 4104}, {6, 40, 4104},
+                        {2, 33, 40},   {1, 7, 13},      {5, 17, 31},    {8, 50, 264}};
+  enum Mode { kNorm, kSilu, kAcc, kNormAcc, kSiluAcc };
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (const Case& c : cases) {
+      for (Mode mode : {kNorm, kSilu, kAcc, kNormAcc, kSiluAcc}) {
+        const bool silu = mode == kSilu || mode == kSiluAcc;
+        const bool norm = mode == kNorm || mode == kNormAcc;
+        const bool acc = mode == kAcc || mode == kNormAcc || mode == kSiluAcc;
+        const int64_t xk = silu ? 2 * c.k : c.k;
+        std::vector<float> wf(static_cast<size_t>(c.n * c.k)), x(static_cast<size_t>(c.m * xk)), bias(static_cast<size_t>(c.n)),
+            g(static_cast<size_t>(c.k)), y0(static_cast<size_t>(c.m * c.n));
+        for (float& f : wf) f = rng.Uniform(-1.f, 1.f);
+        for (float& f : x) f = rng.Uniform(-3.f, 3.f);
+        for (float& f : bias) f = rng.Uniform(-1.f, 1.f);
+        for (float& f : g) f = rng.Uniform(0.2f, 2.f);
+        for (float& f : y0) f = rng.Uniform(-4.f, 4.f);
+        const uint64_t row_bytes = DTypeBytes(dt, static_cast<uint64_t>(c.k));
+        std::vector<uint8_t> w(row_bytes * static_cast<uint64_t>(c.n));
+        for (int64_t j = 0; j < c.n; ++j) QuantizeRow(dt, wf.data() + j * c.k, w.data() + static_cast<uint64_t>(j) * row_bytes, c.k);
+        std::vector<float> want = acc ? y0 : std::vector<float>(y0.size(), std::numeric_limits<float>::quiet_NaN());
+        MatmulParams p;
+        p.x = x.data();
+        p.w = Tensor{dt, Shape{c.n, c.k}, w.data()};
+        p.bias = bias.data();
+        p.y = want.data();
+        p.m = c.m;
+        p.n = c.n;
+        p.k = c.k;
+        p.norm_weight = norm ? g.data() : nullptr;
+        p.norm_eps = 1e-5f;
+        p.silu_mul = silu;
+        p.accumulate = acc;
+        ASSERT_TRUE(p.check().ok());
+        MatmulRef(p);
+        // x' (the row the product reads) in f64, for Σ|w·x'|.
+        std::vector<double> xe(static_cast<size_t>(c.m * c.k));
+        for (int64_t i = 0; i < c.m; ++i) {
+          double ss = 0;
+          for (int64_t t = 0; t < c.k; ++t) ss += static_cast<double>(x[static_cast<size_t>(i * xk + t)]) * x[static_cast<size_t>(i * xk + t)];
+          const double inv = norm ? 1.0 / std::sqrt(ss / static_cast<double>(c.k) + 1e-5) : 1.0;
+          for (int64_t t = 0; t < c.k; ++t) {
+            const double v = x[static_cast<size_t>(i * xk + t)];
+            xe[static_cast<size_t>(i * c.k + t)] = silu   ? v / (1 + std::exp(-v)) * x[static_cast<size_t>(i * xk + c.k + t)]
+                                                   : norm ? v * inv * g[static_cast<size_t>(t)]
+                                                          : v;
+          }
+        }
+        std::vector<float> wq(static_cast<size_t>(c.n * c.k));
+        for (int64_t j = 0; j < c.n; ++j) DequantizeRow(dt, w.data() + static_cast<uint64_t>(j) * row_bytes, wq.data() + j * c.k, c.k);
+        DeviceBuffer dx = testing::Upload(x), dw = testing::Upload(w), db = testing::Upload(bias), dg = testing::Upload(g);
+        DeviceBuffer dy = testing::Upload(acc ? y0 : std::vector<float>(y0.size(), std::numeric_limits<float>::quiet_NaN()));
+        MatmulParams d = p;
+        d.x = dx.as<float>();
+        d.w.data = dw.data();
+        d.bias = db.as<float>();
+        d.y = dy.as<float>();
+        d.norm_weight = norm ? dg.as<float>() : nullptr;
+        Matmul(CudaCtx(Precision::kExact), d);
+        const std::vector<float> got = testing::Download<float>(dy, want.size());
+        for (int64_t i = 0; i < c.m; ++i) {
+          for (int64_t j = 0; j < c.n; ++j) {
+            const size_t at = static_cast<size_t>(i * c.n + j);
+            double mag = std::fabs(bias[static_cast<size_t>(j)]) + (acc ? std::fabs(y0[at]) : 0.0);
+            for (int64_t t = 0; t < c.k; ++t) mag += std::fabs(wq[static_cast<size_t>(j * c.k + t)] * xe[static_cast<size_t>(i * c.k + t)]);
+            ASSERT_NEAR(got[at], want[at], kRelTol * mag)
+                << DTypeName(dt) << " m=" << c.m << " n=" << c.n << " k=" << c.k << " mode=" << mode << " at (" << i << ", " << j << ")";
+          }
+        }
+      }
+    }
+  }
+}
+
 // The bf16-activation GEMM (bf16 weights, Precision::kFast at m >= kMatmulBf16MinRows,
 // kBf16 from m > 8). x is rounded to bf16 (relative error <= 2^-9) and everything else
 // is f32, so |y - ref| <= 2^-9·Σ|w·x| + f32 rounding: 2.5e-3·Σ|w·x| bounds it, while a
@@ -194,7 +278,8 @@ TEST(MatmulCudaTest, DISABLED_PrefillTiming) {
 }
 
 // The GEMV is batch-invariant: row i of y is bit-identical whether x has 1 row or 8
-// (the kernel's accumulator count, tile size and rows per warp change with m and n).
+// (the kernel's accumulator count, tile size and rows per warp change with m and n),
+// with and without the RMSNorm prologue (whose sum of squares follows the staging).
 TEST(MatmulCudaTest, GemvBatchInvariant) {
   TIDE_REQUIRE_CUDA();
   Rng rng(10);
@@ -206,6 +291,10 @@ TEST(MatmulCudaTest, GemvBatchInvariant) {
     std::vector<uint8_t> w(static_cast<size_t>(n * k * 2));
     QuantizeRow(DType::kBF16, wf.data(), w.data(), n * k);
     DeviceBuffer dx = testing::Upload(x), dw = testing::Upload(w);
+    std::vector<float> g(static_cast<size_t>(k));
+    for (float& f : g) f = rng.Uniform(0.2f, 2.f);
+    DeviceBuffer dg = testing::Upload(g);
+    for (const bool norm : {false, true}) {
     auto run = [&](int64_t rows, int64_t first) {
       DeviceBuffer dy = testing::Upload(std::vector<float>(static_cast<size_t>(rows * n), std::numeric_limits<float>::quiet_NaN()));
       MatmulParams d;
@@ -215,6 +304,7 @@ TEST(MatmulCudaTest, GemvBatchInvariant) {
       d.m = rows;
       d.n = n;
       d.k = k;
+      d.norm_weight = norm ? dg.as<float>() : nullptr;
       Matmul(testing::CudaCtx(), d);
       return testing::Download<float>(dy, static_cast<size_t>(rows * n));
     };
@@ -222,7 +312,9 @@ TEST(MatmulCudaTest, GemvBatchInvariant) {
     for (int64_t i = 0; i < m; ++i) {
       const std::vector<float> one = run(1, i);
       for (int64_t j = 0; j < n; ++j)
-        ASSERT_EQ(one[static_cast<size_t>(j)], all[static_cast<size_t>(i * n + j)]) << "n=" << n << " row " << i << " col " << j;
+        ASSERT_EQ(one[static_cast<size_t>(j)], all[static_cast<size_t>(i * n + j)])
+            << "n=" << n << " norm=" << norm << " row " << i << " col " << j;
+    }
     }
   }
 }

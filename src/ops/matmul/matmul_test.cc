@@ -199,6 +199,60 @@ TEST(MatmulTest, CheckRejectsBadParams) {
   p = pr.Params(y.data(), true);
   p.w.dtype = DType::kI32;
   expect_bad(p, "i32 weights");
+  std::vector<float> g(64, 1.f);
+  p = pr.Params(y.data(), true);
+  p.norm_weight = g.data();
+  p.silu_mul = true;
+  expect_bad(p, "norm and silu_mul together");
+  Problem big(DType::kF32, kMatmulFusedMaxRows + 1, 3, 64, 8);
+  std::vector<float> yb(static_cast<size_t>(3 * (kMatmulFusedMaxRows + 1)));
+  p = big.Params(yb.data(), false);
+  p.accumulate = true;
+  expect_bad(p, "fusion past kMatmulFusedMaxRows rows");
+}
+
+// The fusions (norm or silu_mul prologue, accumulate epilogue) composed around the CPU
+// kernel agree with the reference, which applies them in f64. The prologue's f32 steps
+// add a few roundings per element of x', so the tolerance is a small multiple of
+// 2^-24·Σ|w·x'| per chain step, plus the start value for accumulate.
+TEST(MatmulTest, FusionsMatchReference) {
+  ThreadPool pool(2);
+  Rng rng(55);
+  for (DType t : {DType::kF32, DType::kBF16, DType::kQ8_0}) {
+    for (int mode = 0; mode < 4; ++mode) {  // norm, silu, norm+acc, silu+acc
+      const bool silu = mode % 2 == 1, acc = mode >= 2;
+      const int64_t m = 3, n = 21, k = 96, xk = silu ? 2 * k : k;
+      Problem pr(t, m, n, k, 70 + static_cast<uint64_t>(mode));
+      std::vector<float> x(static_cast<size_t>(m * xk)), g(static_cast<size_t>(k)), y0(static_cast<size_t>(m * n));
+      for (float& f : x) f = rng.Uniform(-3.f, 3.f);
+      for (float& f : g) f = rng.Uniform(0.2f, 2.f);
+      for (float& f : y0) f = rng.Uniform(-4.f, 4.f);
+      std::vector<float> y = acc ? y0 : Poisoned(m * n), ref = acc ? y0 : Poisoned(m * n);
+      MatmulParams p = pr.Params(y.data(), true);
+      p.x = x.data();
+      p.norm_weight = silu ? nullptr : g.data();
+      p.norm_eps = 1e-5f;
+      p.silu_mul = silu;
+      p.accumulate = acc;
+      ASSERT_TRUE(p.check().ok()) << p.check().ToString();
+      Matmul(ExecContext{DeviceKind::kCpu, &pool, nullptr}, p);
+      MatmulParams r = p;
+      r.y = ref.data();
+      MatmulRef(r);
+      for (int64_t i = 0; i < m; ++i) {
+        double mag = 0;  // Σ|x'| · max|w| (weights in [-1, 1])
+        for (int64_t c = 0; c < k; ++c) {
+          const double v = x[static_cast<size_t>(i * xk + c)];
+          mag += silu ? std::fabs(v * x[static_cast<size_t>(i * xk + k + c)]) : std::fabs(v) * g[static_cast<size_t>(c)] * 3;
+        }
+        for (int64_t j = 0; j < n; ++j) {
+          const size_t at = static_cast<size_t>(i * n + j);
+          const double tol = 64 * std::ldexp(1.0, -24) * (mag + 1 + (acc ? std::fabs(y0[at]) : 0.0));
+          EXPECT_NEAR(y[at], ref[at], tol) << DTypeName(t) << " mode " << mode << " at (" << i << ", " << j << ")";
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
