@@ -141,6 +141,10 @@ struct Model::Impl {
     return dev_vectors.at(v.data());
   }
   void Linear(const ExecContext& ctx, const LinearWeights& lw, const float* x, int64_t m, float* y) const;
+  // Linear with the matmul decode fusions (MatmulParams): RMSNorm of x by `norm_weight`
+  // first when set, and y += product when `accumulate`.
+  void LinearFused(const ExecContext& ctx, const LinearWeights& lw, const float* x, int64_t m, float* y,
+                   const float* norm_weight, float eps, bool accumulate) const;
   Result<BatchIndex> UploadBatch(const ExecContext& ctx, const ForwardBatch& b);
   // Queues the whole step on ctx.stream (no host waits on dense models; MoE layers copy
   // their routing back) and writes [rows, vocab] logits to `out` on the model's device.
@@ -206,6 +210,22 @@ void Model::Impl::Linear(const ExecContext& ctx, const LinearWeights& lw, const 
   p.m = m;
   p.n = lw.w.shape[0];
   p.k = lw.w.shape[1];
+  Matmul(ctx, p);
+}
+
+void Model::Impl::LinearFused(const ExecContext& ctx, const LinearWeights& lw, const float* x, int64_t m, float* y,
+                              const float* norm_weight, float eps, bool accumulate) const {
+  MatmulParams p;
+  p.x = x;
+  p.w = lw.w;
+  p.bias = Vec(lw.bias);
+  p.y = y;
+  p.m = m;
+  p.n = lw.w.shape[0];
+  p.k = lw.w.shape[1];
+  p.norm_weight = norm_weight;
+  p.norm_eps = eps;
+  p.accumulate = accumulate;
   Matmul(ctx, p);
 }
 
@@ -561,11 +581,23 @@ Status Model::Impl::Queue(const ExecContext& ctx, const StepShape& st, const Bat
   const float eps = static_cast<float>(c.rms_norm_eps);
   const float* rope_freq = dev == DeviceKind::kCpu ? inv_freq.data() : dev_inv_freq;
 
+  // Decode on CUDA (rows the GEMV kernels take): the pre-norms run inside the next
+  // projection and the block outputs add into the residual inside the o and down
+  // projections, so no launch sits between those GEMVs for them.
+  const bool fuse = dev == DeviceKind::kCuda && t <= kMatmulFusedMaxRows;
+  // dl holds a block output not yet added to res (joined by the next pre-norm).
+  bool pending = false;
+  auto norm_into_hh = [&](const std::vector<float>& g) {
+    RmsNorm(ctx, RmsNormParams{pending ? dl : res, pending ? res : nullptr, Vec(g), hh, t, hd, eps});
+    pending = false;
+  };
+
   Embedding(ctx, EmbeddingParams{bi.tokens, w.embed, res, t});
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
+    const bool fuse_qkv = fuse && !pending && lw.qkv.w.data != nullptr && !c.qk_norm;
     // Pre-norm; from the second layer on, the previous block's output joins the residual here.
-    RmsNorm(ctx, RmsNormParams{l == 0 ? res : dl, l == 0 ? nullptr : res, Vec(lw.attn_norm), hh, t, hd, eps});
+    if (!fuse_qkv) norm_into_hh(lw.attn_norm);
 
     // 1. Projections [t, heads * head_dim]  2. q/k norm per head  3. RoPE  4. K/V into
     // the paged cache  5. attention over the cache  6. output projection.
@@ -573,7 +605,11 @@ Status Model::Impl::Queue(const ExecContext& ctx, const StepShape& st, const Bat
       // Stacked projection (CUDA): RoPE and the cache write read its rows in place.
       const int64_t stride = q_dim + 2 * kv_dim;
       ASSIGN_OR_RETURN(float* x3, qkv.Grow(dev, t * stride));
-      Linear(ctx, lw.qkv, hh, t, x3);
+      if (fuse_qkv) {
+        LinearFused(ctx, lw.qkv, res, t, x3, Vec(lw.attn_norm), eps, false);
+      } else {
+        Linear(ctx, lw.qkv, hh, t, x3);
+      }
       RopeCacheWriteParams rc;
       rc.qkv = x3;
       rc.qkv_stride = stride;
@@ -653,16 +689,37 @@ Status Model::Impl::Queue(const ExecContext& ctx, const StepShape& st, const Bat
     ap.block_size = cs.block_size;
     ap.scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
     Attention(ctx, ap);
-    Linear(ctx, lw.o, at, t, dl);
-
-    RmsNorm(ctx, RmsNormParams{dl, res, Vec(lw.ffn_norm), hh, t, hd, eps});
-    if (lw.moe) {
-      RETURN_IF_ERROR(Moe(ctx, lw, t, hh, dl));
+    if (fuse) {
+      LinearFused(ctx, lw.o, at, t, res, nullptr, 0.f, true);
     } else {
-      RETURN_IF_ERROR(Mlp(ctx, lw.mlp, c.intermediate_size, hh, t, dl));
+      Linear(ctx, lw.o, at, t, dl);
+      pending = true;
+    }
+
+    if (fuse && !lw.moe && lw.mlp.gate_up.w.data != nullptr) {
+      // The dense MLP of Mlp() with the pre-norm in gate_up and the residual add in down.
+      const int64_t inter = c.intermediate_size;
+      ASSIGN_OR_RETURN(float* gu, gate_up.Grow(dev, t * 2 * inter));
+      if (pending) {
+        norm_into_hh(lw.ffn_norm);
+        Linear(ctx, lw.mlp.gate_up, hh, t, gu);
+      } else {
+        LinearFused(ctx, lw.mlp.gate_up, res, t, gu, Vec(lw.ffn_norm), eps, false);
+      }
+      ASSIGN_OR_RETURN(float* a, act.Grow(dev, t * inter));
+      SiluMul(ctx, SiluMulParams{gu, a, t, inter});
+      LinearFused(ctx, lw.mlp.down, a, t, res, nullptr, 0.f, true);
+    } else {
+      norm_into_hh(lw.ffn_norm);
+      if (lw.moe) {
+        RETURN_IF_ERROR(Moe(ctx, lw, t, hh, dl));
+      } else {
+        RETURN_IF_ERROR(Mlp(ctx, lw.mlp, c.intermediate_size, hh, t, dl));
+      }
+      pending = true;
     }
   }
-  RmsNorm(ctx, RmsNormParams{dl, res, Vec(w.final_norm), hh, t, hd, eps});
+  norm_into_hh(w.final_norm);
 
   const int64_t r = st.logit_rows != nullptr ? static_cast<int64_t>(st.logit_rows->size()) : t;
   if (r == 0) return OkStatus();
