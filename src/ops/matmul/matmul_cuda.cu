@@ -259,6 +259,59 @@ __device__ __forceinline__ int GemvSweep(int c, int len, int kt, const W* const 
   return c;
 }
 
+// How the tiled GEMV stages x: as is, times the RMSNorm weight (summing squares), or as
+// silu(gate) * up. A template parameter, so the plain staging stays the loop it was and
+// each fused one loads everything of a step (the weight once for all rows) before use.
+enum StageMode { kStagePlain = 0, kStageNorm = 1, kStageSilu = 2 };
+
+// x[i, k0 + c] for c < len into xs[i * kt + c], rows past m as zeros. Each thread owns
+// columns threadIdx.x * 4 + j * kGemvWarps * 128, in increasing order, which for the
+// tile sizes the launcher picks is one fixed column order per thread whatever kt is.
+template <int M, int Mode>
+__device__ __forceinline__ void StageX(const float* __restrict__ x, int m, int64_t k, int64_t k0, int len, int kt,
+                                       const float* __restrict__ norm, float* xs, float (&ss)[M]) {
+  constexpr int kStride = kGemvWarps * 32 * 4;
+  if constexpr (Mode == kStagePlain) {
+    for (int i = 0; i < M; ++i) {
+      for (int c = threadIdx.x * 4; c < len; c += kStride) {
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (i < m) v = __ldg(reinterpret_cast<const float4*>(x + i * k + k0 + c));
+        *reinterpret_cast<float4*>(xs + i * kt + c) = v;
+      }
+    }
+  } else if constexpr (Mode == kStageNorm) {
+    for (int c = threadIdx.x * 4; c < len; c += kStride) {
+      const float4 g = __ldg(reinterpret_cast<const float4*>(norm + k0 + c));
+      float4 v[M];
+#pragma unroll
+      for (int i = 0; i < M; ++i)
+        v[i] = i < m ? __ldg(reinterpret_cast<const float4*>(x + i * k + k0 + c)) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+      for (int i = 0; i < M; ++i) {
+        ss[i] = fmaf(v[i].x, v[i].x, ss[i]);
+        ss[i] = fmaf(v[i].y, v[i].y, ss[i]);
+        ss[i] = fmaf(v[i].z, v[i].z, ss[i]);
+        ss[i] = fmaf(v[i].w, v[i].w, ss[i]);
+        *reinterpret_cast<float4*>(xs + i * kt + c) = make_float4(v[i].x * g.x, v[i].y * g.y, v[i].z * g.z, v[i].w * g.w);
+      }
+    }
+  } else {
+    for (int c = threadIdx.x * 4; c < len; c += kStride) {
+      float4 gt[M], up[M];
+#pragma unroll
+      for (int i = 0; i < M; ++i) {
+        const float* xp = x + i * 2 * k + k0 + c;
+        gt[i] = i < m ? __ldg(reinterpret_cast<const float4*>(xp)) : make_float4(0.f, 0.f, 0.f, 0.f);
+        up[i] = i < m ? __ldg(reinterpret_cast<const float4*>(xp + k)) : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+      for (int i = 0; i < M; ++i)
+        *reinterpret_cast<float4*>(xs + i * kt + c) = make_float4(Silu(gt[i].x) * up[i].x, Silu(gt[i].y) * up[i].y,
+                                                                  Silu(gt[i].z) * up[i].z, Silu(gt[i].w) * up[i].w);
+    }
+  }
+}
+
 // The tiled GEMV (see the top of the file). M = x rows the accumulators are sized for
 // (m <= M; rows past m are zero in shared memory and never stored), R = weight rows per
 // warp. REQUIRES: k a multiple of the vector width, x and w 16-byte aligned rows, and kt
@@ -269,7 +322,7 @@ __device__ __forceinline__ int GemvSweep(int c, int len, int kt, const W* const 
 // over the columns it stages, which for any kt the launcher picks are the same columns
 // in the same order, then a fixed tree), so the 1/rms scale applies once to the finished
 // dot product: no separate pass over x, and no normalised copy in memory.
-template <typename W, int M, int R>
+template <typename W, int M, int R, int Mode>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     GemvTiledKernel(const float* __restrict__ x, const W* __restrict__ w, const float* __restrict__ bias,
                     float* __restrict__ y, int m, int64_t n, int64_t k, int kt, GemvFuse f) {
@@ -288,36 +341,14 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
     for (int i = 0; i < M; ++i) acc[r][i] = 0.f;
 
-  float ss[M];  // this thread's part of each row's sum of squares (f.norm)
+  float ss[M];  // this thread's part of each row's sum of squares (kStageNorm)
 #pragma unroll
   for (int i = 0; i < M; ++i) ss[i] = 0.f;
-  const int64_t x_stride = f.silu ? 2 * k : k;
 
   for (int64_t k0 = 0; k0 < k; k0 += kt) {
     const int len = static_cast<int>(k - k0 < kt ? k - k0 : kt);
     __syncthreads();  // the previous tile is consumed
-#pragma unroll
-    for (int i = 0; i < M; ++i) {
-      for (int c = threadIdx.x * 4; c < len; c += kGemvWarps * 32 * 4) {
-        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (i < m) {
-          const float* xp = x + i * x_stride + k0 + c;
-          v = __ldg(reinterpret_cast<const float4*>(xp));
-          if (f.silu) {
-            const float4 u = __ldg(reinterpret_cast<const float4*>(xp + k));
-            v = make_float4(Silu(v.x) * u.x, Silu(v.y) * u.y, Silu(v.z) * u.z, Silu(v.w) * u.w);
-          } else if (f.norm != nullptr) {
-            ss[i] = fmaf(v.x, v.x, ss[i]);
-            ss[i] = fmaf(v.y, v.y, ss[i]);
-            ss[i] = fmaf(v.z, v.z, ss[i]);
-            ss[i] = fmaf(v.w, v.w, ss[i]);
-            const float4 g = __ldg(reinterpret_cast<const float4*>(f.norm + k0 + c));
-            v = make_float4(v.x * g.x, v.y * g.y, v.z * g.z, v.w * g.w);
-          }
-        }
-        *reinterpret_cast<float4*>(xs + i * kt + c) = v;
-      }
-    }
+    StageX<M, Mode>(x, m, k, k0, len, kt, f.norm, xs, ss);
     __syncthreads();
     if (j0 >= n) continue;  // no rows for this warp (it still meets the barriers)
     const W* wt[R];
@@ -334,7 +365,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   float scale[M];
 #pragma unroll
   for (int i = 0; i < M; ++i) scale[i] = 1.f;
-  if (f.norm != nullptr) {
+  if constexpr (Mode == kStageNorm) {
     __shared__ float partial[M][kGemvWarps];
     const int warp = threadIdx.x / 32;
 #pragma unroll
@@ -358,7 +389,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
     for (int i = 0; i < M; ++i) {
       const float s = cuda::WarpSum(acc[r][i]);
       if (lane == 0 && i < m && j0 + r < n) {
-        const float v = s * scale[i] + (bias != nullptr ? bias[j0 + r] : 0.f);
+        const float v = (Mode == kStageNorm ? s * scale[i] : s) + (bias != nullptr ? bias[j0 + r] : 0.f);
         float* yp = y + i * n + j0 + r;
         *yp = f.accumulate ? *yp + v : v;
       }
@@ -366,13 +397,13 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   }
 }
 
-template <typename W, int M, int R>
-void LaunchGemvTiled(const MatmulParams& p, const GemvFuse& f, cudaStream_t s) {
+template <typename W, int M, int R, int Mode>
+void LaunchGemvTiledMode(const MatmulParams& p, const GemvFuse& f, cudaStream_t s) {
   constexpr int kV = Vec16<W>::kN;
   constexpr int kStep = 32 * kV;  // tile sizes are multiples of one warp-wide sweep
   static bool raised = false;
   if (!raised) {
-    const cudaError_t e = cudaFuncSetAttribute(GemvTiledKernel<W, M, R>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    const cudaError_t e = cudaFuncSetAttribute(GemvTiledKernel<W, M, R, Mode>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                kGemvSmemBytes);
     if (e != cudaSuccess) cuda::NoteLaunchError(e, "matmul (gemv shared memory limit)");
     raised = true;
@@ -382,9 +413,20 @@ void LaunchGemvTiled(const MatmulParams& p, const GemvFuse& f, cudaStream_t s) {
   const int kt = static_cast<int>(k_round < kt_max ? k_round : kt_max);
   const size_t smem = static_cast<size_t>(M) * kt * 4;
   const auto blocks = static_cast<unsigned>(cuda::CeilDiv(p.n, int64_t{kGemvWarps} * R));
-  GemvTiledKernel<W, M, R><<<blocks, kGemvWarps * 32, smem, s>>>(p.x, p.w.as<const W>(), p.bias, p.y,
+  GemvTiledKernel<W, M, R, Mode><<<blocks, kGemvWarps * 32, smem, s>>>(p.x, p.w.as<const W>(), p.bias, p.y,
                                                                   static_cast<int>(p.m), p.n, p.k, kt, f);
   TIDE_CUDA_LAUNCHED("matmul (gemv)");
+}
+
+template <typename W, int M, int R>
+void LaunchGemvTiled(const MatmulParams& p, const GemvFuse& f, cudaStream_t s) {
+  if (f.silu) {
+    LaunchGemvTiledMode<W, M, R, kStageSilu>(p, f, s);
+  } else if (f.norm != nullptr) {
+    LaunchGemvTiledMode<W, M, R, kStageNorm>(p, f, s);
+  } else {
+    LaunchGemvTiledMode<W, M, R, kStagePlain>(p, f, s);
+  }
 }
 
 template <typename W, int M>
