@@ -10,9 +10,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "backend/exec.h"
 #include "base/status.h"
+#include "ops/cache_write/cache_write.h"
 #include "ops/rope/rope.h"
 
 namespace tide {
@@ -37,6 +39,10 @@ struct RopeCacheWriteParams {
 };
 
 void RopeCacheWriteRef(const RopeCacheWriteParams& p);  // Rope, then CacheWrite, on copies
+// The definition itself: splits the stacked rows into q_out and host copies of k and v,
+// then calls `rope` and `cache_write` on them (the _ref and _cpu backends pass theirs).
+void RopeCacheWriteComposed(const RopeCacheWriteParams& p, const std::function<void(const RopeParams&)>& rope,
+                            const std::function<void(const CacheWriteParams&)>& cache_write);
 void RopeCacheWriteCpu(const RopeCacheWriteParams& p, ThreadPool* pool);
 // CUDA kernel (built with TIDE_CUDA): every pointer in p is device memory, except
 // that check() must have passed on host copies first. Runs on `stream` (cudaStream_t).

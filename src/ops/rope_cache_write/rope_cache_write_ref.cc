@@ -2,12 +2,12 @@
 #include <cstring>
 #include <vector>
 
-#include "ops/cache_write/cache_write.h"
 #include "ops/rope_cache_write/rope_cache_write.h"
 
 namespace tide {
 
-void RopeCacheWriteRef(const RopeCacheWriteParams& p) {
+void RopeCacheWriteComposed(const RopeCacheWriteParams& p, const std::function<void(const RopeParams&)>& rope,
+                            const std::function<void(const CacheWriteParams&)>& cache_write) {
   const int64_t q_dim = int64_t{p.n_heads} * p.head_dim, kv_dim = int64_t{p.n_kv_heads} * p.head_dim;
   std::vector<float> k(static_cast<size_t>(p.n_tokens * kv_dim)), v(k.size());
   for (int64_t t = 0; t < p.n_tokens; ++t) {
@@ -27,7 +27,7 @@ void RopeCacheWriteRef(const RopeCacheWriteParams& p) {
   rp.head_dim = p.head_dim;
   rp.rotary_dim = p.rotary_dim;
   rp.style = p.style;
-  RopeRef(rp);
+  rope(rp);
   CacheWriteParams cw;
   cw.k = k.data();
   cw.v = v.data();
@@ -39,7 +39,12 @@ void RopeCacheWriteRef(const RopeCacheWriteParams& p) {
   cw.block_size = p.block_size;
   cw.n_kv_heads = p.n_kv_heads;
   cw.head_dim = p.head_dim;
-  CacheWriteRef(cw);
+  cache_write(cw);
+}
+
+void RopeCacheWriteRef(const RopeCacheWriteParams& p) {
+  RopeCacheWriteComposed(
+      p, [](const RopeParams& rp) { RopeRef(rp); }, [](const CacheWriteParams& cw) { CacheWriteRef(cw); });
 }
 
 }  // namespace tide
