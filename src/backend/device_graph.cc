@@ -23,6 +23,33 @@ DeviceStream& DeviceStream::operator=(DeviceStream&& o) noexcept {
   return *this;
 }
 
+Result<DeviceEvent> DeviceEvent::Create(DeviceKind device) {
+  DeviceEvent e;
+  if (device == DeviceKind::kCpu) return e;
+  ASSIGN_OR_RETURN(e.event_, cuda::EventCreate());
+  return e;
+}
+
+DeviceEvent::~DeviceEvent() { cuda::EventDestroy(event_); }
+DeviceEvent::DeviceEvent(DeviceEvent&& o) noexcept : event_(std::exchange(o.event_, nullptr)) {}
+DeviceEvent& DeviceEvent::operator=(DeviceEvent&& o) noexcept {
+  if (this != &o) {
+    cuda::EventDestroy(event_);
+    event_ = std::exchange(o.event_, nullptr);
+  }
+  return *this;
+}
+
+Status DeviceEvent::Record(const ExecContext& ctx) {
+  if (event_ == nullptr) return OkStatus();
+  return cuda::EventRecord(event_, ctx.stream);
+}
+
+Status DeviceEvent::Wait() const {
+  if (event_ == nullptr) return OkStatus();
+  return cuda::EventSynchronize(event_);
+}
+
 Result<DeviceGraph> DeviceGraph::Capture(const ExecContext& ctx, const std::function<Status()>& queue) {
   if (ctx.device != DeviceKind::kCuda || ctx.stream == nullptr)
     return FailedPrecondition("graph capture needs a CUDA context with a stream of its own");

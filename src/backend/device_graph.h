@@ -39,6 +39,28 @@ class DeviceStream {
   void* stream_ = nullptr;
 };
 
+// A marker in a stream (a CUDA event without timing): Record queues it after the work
+// queued so far; Wait blocks the host until that work has finished. On kCpu both are
+// no-ops (CPU work is done when queued). Move-only.
+class DeviceEvent {
+ public:
+  DeviceEvent() = default;
+  // kUnimplemented for kCuda without CUDA.
+  static Result<DeviceEvent> Create(DeviceKind device);
+  ~DeviceEvent();
+  DeviceEvent(DeviceEvent&& o) noexcept;
+  DeviceEvent& operator=(DeviceEvent&& o) noexcept;
+  DeviceEvent(const DeviceEvent&) = delete;
+  DeviceEvent& operator=(const DeviceEvent&) = delete;
+
+  [[nodiscard]] Status Record(const ExecContext& ctx);
+  // kInternal for a device fault raised by the work before the marker.
+  [[nodiscard]] Status Wait() const;
+
+ private:
+  void* event_ = nullptr;
+};
+
 class DeviceGraph {
  public:
   DeviceGraph() = default;

@@ -58,6 +58,50 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
   return *this;
 }
 
+Result<HostBuffer> HostBuffer::Allocate(DeviceKind device, int64_t bytes) {
+  if (bytes < 0) return InvalidArgument("HostBuffer: negative size " + std::to_string(bytes));
+  HostBuffer b;
+  b.device_ = device;
+  if (bytes == 0) return b;
+  if (device == DeviceKind::kCpu) {
+    const size_t rounded = (static_cast<size_t>(bytes) + 63) / 64 * 64;
+    b.data_ = std::aligned_alloc(64, rounded);
+    if (b.data_ == nullptr) return ResourceExhausted("cannot allocate " + std::to_string(bytes >> 20) + " MiB of host memory");
+  } else {
+    std::string why;
+    if (!cuda::Available(&why)) return Unimplemented("pinned host memory: " + why);
+    ASSIGN_OR_RETURN(b.data_, cuda::MallocHost(bytes));
+  }
+  b.size_ = bytes;
+  return b;
+}
+
+void HostBuffer::Release() noexcept {
+  if (data_ == nullptr) return;
+  if (device_ == DeviceKind::kCpu) {
+    std::free(data_);
+  } else {
+    cuda::FreeHost(data_);
+  }
+  data_ = nullptr;
+  size_ = 0;
+}
+
+HostBuffer::~HostBuffer() { Release(); }
+
+HostBuffer::HostBuffer(HostBuffer&& o) noexcept
+    : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)), device_(o.device_) {}
+
+HostBuffer& HostBuffer::operator=(HostBuffer&& o) noexcept {
+  if (this != &o) {
+    Release();
+    data_ = std::exchange(o.data_, nullptr);
+    size_ = std::exchange(o.size_, 0);
+    device_ = o.device_;
+  }
+  return *this;
+}
+
 bool CudaAvailable(std::string* why) { return cuda::Available(why); }
 
 Status CopyToDevice(const ExecContext& ctx, void* dst, const void* src, int64_t bytes) {
@@ -82,6 +126,15 @@ Status CopyToHost(const ExecContext& ctx, void* dst, const void* src, int64_t by
   }
   if (bytes == 0) return cuda::StreamSynchronize(ctx.stream);
   return cuda::MemcpyD2H(dst, src, bytes, ctx.stream);
+}
+
+Status CopyToHostAsync(const ExecContext& ctx, void* dst, const void* src, int64_t bytes) {
+  if (bytes == 0) return OkStatus();
+  if (ctx.device == DeviceKind::kCpu) {
+    std::memcpy(dst, src, static_cast<size_t>(bytes));
+    return OkStatus();
+  }
+  return cuda::MemcpyD2HAsync(dst, src, bytes, ctx.stream);
 }
 
 Status CopyOnDevice(const ExecContext& ctx, void* dst, const void* src, int64_t bytes) {

@@ -44,6 +44,30 @@ class DeviceBuffer {
   DeviceKind device_ = DeviceKind::kCpu;
 };
 
+// Host memory that a device can copy into without the host waiting: pinned
+// (cudaMallocHost) for kCuda, plain aligned memory for kCpu. Move-only.
+class HostBuffer {
+ public:
+  HostBuffer() = default;
+  // kResourceExhausted when the memory cannot be had; kUnimplemented for kCuda without
+  // CUDA. bytes == 0 gives an empty buffer.
+  static Result<HostBuffer> Allocate(DeviceKind device, int64_t bytes);
+  ~HostBuffer();
+  HostBuffer(HostBuffer&& o) noexcept;
+  HostBuffer& operator=(HostBuffer&& o) noexcept;
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+
+  [[nodiscard]] void* data() const noexcept { return data_; }
+  [[nodiscard]] int64_t size() const noexcept { return size_; }
+
+ private:
+  void Release() noexcept;
+  void* data_ = nullptr;
+  int64_t size_ = 0;
+  DeviceKind device_ = DeviceKind::kCpu;
+};
+
 // True when this build has CUDA and the machine has at least one usable GPU. When it
 // returns false, *why (if non-null) says which of the two is missing.
 bool CudaAvailable(std::string* why = nullptr);
@@ -55,6 +79,10 @@ bool CudaAvailable(std::string* why = nullptr);
 [[nodiscard]] Status CopyToDeviceStaged(const ExecContext& ctx, void* dst, const void* src, int64_t bytes);
 // Device -> host; waits for the stream, so `dst` is complete on return.
 [[nodiscard]] Status CopyToHost(const ExecContext& ctx, void* dst, const void* src, int64_t bytes);
+// Device -> host without waiting: queued on the context's stream; `dst` must be a
+// HostBuffer's memory. The bytes are there once a DeviceEvent recorded after this call
+// has been waited for (device_graph.h). On kCpu a plain memcpy, complete on return.
+[[nodiscard]] Status CopyToHostAsync(const ExecContext& ctx, void* dst, const void* src, int64_t bytes);
 // Device -> device, in stream order.
 [[nodiscard]] Status CopyOnDevice(const ExecContext& ctx, void* dst, const void* src, int64_t bytes);
 // `rows` rows of `row_bytes` each, from src (rows src_pitch bytes apart) to dst (dst_pitch).

@@ -37,6 +37,12 @@ Status ForwardBatch::Validate(int64_t num_blocks, int block_size, int64_t vocab_
     if (tok < 0 || tok >= vocab_size) return InvalidArgument("token id " + std::to_string(tok) + " out of vocabulary");
   for (int32_t r : logit_rows)
     if (r < 0 || r >= t) return InvalidArgument("logit row out of range");
+  if (has_prev_samples()) {
+    if (static_cast<int64_t>(prev_sample_row.size()) != t)
+      return InvalidArgument("prev_sample_row must be empty or have one entry per token");
+    for (int32_t r : prev_sample_row)
+      if (r < -1) return InvalidArgument("prev_sample_row entries must be >= -1");
+  }
   return OkStatus();
 }
 

@@ -58,7 +58,12 @@ class Model {
   // vocab_size] f32 rows on the model's device (host memory on the CPU), owned by the
   // model and valid until its next step. Nothing waits for the device: work queued next
   // on ctx.stream sees the rows. Same errors as Forward.
-  Status ForwardKeepLogits(const ExecContext& ctx, const ForwardBatch& batch, KvCache& cache, const float** logits);
+  // `prev_tokens` (memory on the model's device): the previous step's sampled ids; token
+  // i with batch.prev_sample_row[i] = r >= 0 is read from prev_tokens[r], in stream
+  // order, so a step can be queued before the host knows its input tokens.
+  // kInvalidArgument when the batch has such tokens and prev_tokens is null.
+  Status ForwardKeepLogits(const ExecContext& ctx, const ForwardBatch& batch, KvCache& cache, const float** logits,
+                           const int32_t* prev_tokens = nullptr);
 
   // CUDA graphs for decode steps (off by default). When on, a batch of n decode rows
   // (one token per sequence, every row sampled, in order; dense models, ctx.stream a

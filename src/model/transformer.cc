@@ -83,6 +83,27 @@ struct StepShape {
   const std::vector<int32_t>* logit_rows = nullptr;
 };
 
+// The async engine's hook (Model::ForwardKeepLogits): tokens the previous step sampled
+// on the device are copied into this step's token array in stream order, runs of
+// consecutive rows as one copy, so the host never waits for them.
+Status GatherPrevTokens(const ExecContext& ctx, const ForwardBatch& b, const int32_t* prev, int32_t* tokens) {
+  if (!b.has_prev_samples()) return OkStatus();
+  if (prev == nullptr) return InvalidArgument("the batch reads tokens of the previous step's samples, but none were given");
+  const int64_t t = b.num_tokens();
+  for (int64_t i = 0; i < t;) {
+    const int32_t r = b.prev_sample_row[static_cast<size_t>(i)];
+    if (r < 0) {
+      ++i;
+      continue;
+    }
+    int64_t n = 1;
+    while (i + n < t && b.prev_sample_row[static_cast<size_t>(i + n)] == r + n) ++n;
+    RETURN_IF_ERROR(CopyOnDevice(ctx, tokens + i, prev + r, n * 4));
+    i += n;
+  }
+  return OkStatus();
+}
+
 // Decode graphs: one per (batch bucket, block-table width). A batch of n decode rows runs
 // the graph of the smallest bucket >= n, padded; the block table is padded to a power of
 // two >= its width, so a graph serves contexts up to width * block_size.
@@ -125,6 +146,7 @@ struct Model::Impl {
   Scratch<float> logits_host;  // the CPU's logits before they are copied out
   Scratch<uint8_t> batch_dev;  // the batch's index arrays, back to back (kCuda)
   std::vector<uint8_t> batch_host;
+  std::vector<int32_t> tokens_host;  // the CPU's tokens with the previous step's samples in
 
   // CUDA decode graphs (Model::SetDecodeGraphs).
   bool decode_graphs = false;
@@ -145,14 +167,14 @@ struct Model::Impl {
   // first when set, and y += product when `accumulate`.
   void LinearFused(const ExecContext& ctx, const LinearWeights& lw, const float* x, int64_t m, float* y,
                    const float* norm_weight, float eps, bool accumulate) const;
-  Result<BatchIndex> UploadBatch(const ExecContext& ctx, const ForwardBatch& b);
+  Result<BatchIndex> UploadBatch(const ExecContext& ctx, const ForwardBatch& b, const int32_t* prev_tokens);
   // Queues the whole step on ctx.stream (no host waits on dense models; MoE layers copy
   // their routing back) and writes [rows, vocab] logits to `out` on the model's device.
   Status Queue(const ExecContext& ctx, const StepShape& s, const BatchIndex& bi, KvCache& cache, float* out);
   // A decode batch through its captured graph (captured on first use). *logits: device
   // rows [bucket, vocab], the first n real. False in *used when the batch does not qualify.
   Status RunDecodeGraph(const ExecContext& ctx, const ForwardBatch& b, KvCache& cache, bool* used,
-                        const float** logits);
+                        const float** logits, const int32_t* prev_tokens);
   Status StackOnDevice(const ExecContext& ctx, std::unordered_map<const void*, void*>* moved);
   Status Mlp(const ExecContext& ctx, const MlpWeights& m, int64_t inter, const float* x, int64_t n, float* y);
   Status Moe(const ExecContext& ctx, const LayerWeights& lw, int64_t n_tokens, const float* x, float* out);
@@ -410,10 +432,18 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path) {
   return FromStore(std::move(config), std::move(store));
 }
 
-Result<BatchIndex> Model::Impl::UploadBatch(const ExecContext& ctx, const ForwardBatch& b) {
-  if (device == DeviceKind::kCpu)
-    return BatchIndex{b.tokens.data(), b.positions.data(), b.q_start.data(), b.kv_len.data(), b.block_table.data(),
+Result<BatchIndex> Model::Impl::UploadBatch(const ExecContext& ctx, const ForwardBatch& b,
+                                            const int32_t* prev_tokens) {
+  if (device == DeviceKind::kCpu) {
+    const int32_t* tokens = b.tokens.data();
+    if (b.has_prev_samples()) {
+      tokens_host = b.tokens;
+      RETURN_IF_ERROR(GatherPrevTokens(ctx, b, prev_tokens, tokens_host.data()));
+      tokens = tokens_host.data();
+    }
+    return BatchIndex{tokens, b.positions.data(), b.q_start.data(), b.kv_len.data(), b.block_table.data(),
                       b.slots.data()};
+  }
   // One host buffer, one copy: slots (8-byte) first, then the int32 arrays.
   const size_t n_slots = b.slots.size() * 8;
   const std::vector<int32_t>* arrays[] = {&b.tokens, &b.positions, &b.q_start, &b.kv_len, &b.block_table};
@@ -430,6 +460,7 @@ Result<BatchIndex> Model::Impl::UploadBatch(const ExecContext& ctx, const Forwar
   }
   ASSIGN_OR_RETURN(uint8_t* d, batch_dev.Grow(device, static_cast<int64_t>(bytes)));
   RETURN_IF_ERROR(CopyToDevice(ctx, d, batch_host.data(), static_cast<int64_t>(bytes)));
+  RETURN_IF_ERROR(GatherPrevTokens(ctx, b, prev_tokens, reinterpret_cast<int32_t*>(d + offsets[0])));
   auto at = [&](int i) { return reinterpret_cast<const int32_t*>(d + offsets[i]); };
   return BatchIndex{at(0), at(1), at(2), at(3), at(4), reinterpret_cast<const int64_t*>(d)};
 }
@@ -749,7 +780,7 @@ Status Model::Impl::Queue(const ExecContext& ctx, const StepShape& st, const Bat
 }
 
 Status Model::Impl::RunDecodeGraph(const ExecContext& ctx, const ForwardBatch& b, KvCache& cache, bool* used,
-                                   const float** logits) {
+                                   const float** logits, const int32_t* prev_tokens) {
   *used = false;
   if (!decode_graphs || device != DeviceKind::kCuda || ctx.stream == nullptr) return OkStatus();
   const int n = b.num_seqs();
@@ -801,6 +832,8 @@ Status Model::Impl::RunDecodeGraph(const ExecContext& ctx, const ForwardBatch& b
     ASSIGN_OR_RETURN(g.inputs, DeviceBuffer::Allocate(device, static_cast<int64_t>(bytes)));
   }
   RETURN_IF_ERROR(CopyToDevice(ctx, g.inputs.data(), batch_host.data(), static_cast<int64_t>(bytes)));
+  RETURN_IF_ERROR(
+      GatherPrevTokens(ctx, b, prev_tokens, reinterpret_cast<int32_t*>(static_cast<uint8_t*>(g.inputs.data()) + nb * 8)));
   ASSIGN_OR_RETURN(float* out, logits_dev.Grow(device, int64_t{bucket} * config.vocab_size));
   const bool fresh = g.graph.valid() && g.scratch_moves == g_scratch_moves &&
                      g.op_scratch_generation == DeviceScratchGeneration() && g.cache_k0 == cache.k(0) &&
@@ -839,7 +872,8 @@ Status Model::Impl::RunDecodeGraph(const ExecContext& ctx, const ForwardBatch& b
   return OkStatus();
 }
 
-Status Model::ForwardKeepLogits(const ExecContext& ctx, const ForwardBatch& b, KvCache& cache, const float** logits) {
+Status Model::ForwardKeepLogits(const ExecContext& ctx, const ForwardBatch& b, KvCache& cache, const float** logits,
+                                const int32_t* prev_tokens) {
   Impl& m = *impl_;
   const ModelConfig& c = m.config;
   const KvCacheShape& cs = cache.shape();
@@ -853,7 +887,9 @@ Status Model::ForwardKeepLogits(const ExecContext& ctx, const ForwardBatch& b, K
   RETURN_IF_ERROR(b.Validate(cs.num_blocks, cs.block_size, c.vocab_size));
 
   bool graphed = false;
-  RETURN_IF_ERROR(m.RunDecodeGraph(ctx, b, cache, &graphed, logits));
+  if (b.has_prev_samples() && prev_tokens == nullptr)
+    return InvalidArgument("the batch reads tokens of the previous step's samples, but none were given");
+  RETURN_IF_ERROR(m.RunDecodeGraph(ctx, b, cache, &graphed, logits, prev_tokens));
   if (graphed) return OkStatus();
   const int64_t r = static_cast<int64_t>(b.logit_rows.size());
   float* out = nullptr;
@@ -862,7 +898,7 @@ Status Model::ForwardKeepLogits(const ExecContext& ctx, const ForwardBatch& b, K
   } else {
     ASSIGN_OR_RETURN(out, m.logits_dev.Grow(m.device, std::max<int64_t>(r, 1) * c.vocab_size));
   }
-  ASSIGN_OR_RETURN(const BatchIndex bi, m.UploadBatch(ctx, b));
+  ASSIGN_OR_RETURN(const BatchIndex bi, m.UploadBatch(ctx, b, prev_tokens));
   const StepShape st{b.num_tokens(), b.num_seqs(), b.max_blocks_per_seq, &b.logit_rows};
   RETURN_IF_ERROR(m.Queue(ctx, st, bi, cache, out));
   *logits = out;

@@ -82,6 +82,11 @@ Status MemcpyD2H(void* dst, const void* src, int64_t bytes, void* stream) {
   return OkStatus();
 }
 
+Status MemcpyD2HAsync(void* dst, const void* src, int64_t bytes, void* stream) {
+  TIDE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost, AsStream(stream)));
+  return OkStatus();
+}
+
 Status MemcpyD2D(void* dst, const void* src, int64_t bytes, void* stream) {
   TIDE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, AsStream(stream)));
   return OkStatus();
@@ -192,6 +197,27 @@ Status GraphLaunch(void* graph_exec, void* stream) {
 
 void GraphDestroy(void* graph_exec) noexcept {
   if (graph_exec != nullptr) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph_exec));
+}
+
+Result<void*> EventCreate() {
+  cudaEvent_t e = nullptr;
+  TIDE_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  return static_cast<void*>(e);
+}
+
+void EventDestroy(void* event) noexcept {
+  if (event != nullptr) cudaEventDestroy(static_cast<cudaEvent_t>(event));
+}
+
+Status EventRecord(void* event, void* stream) {
+  TIDE_CUDA_RETURN_IF_ERROR(cudaEventRecord(static_cast<cudaEvent_t>(event), AsStream(stream)));
+  return OkStatus();
+}
+
+Status EventSynchronize(void* event) {
+  RETURN_IF_ERROR(TakeLaunchError());
+  TIDE_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(static_cast<cudaEvent_t>(event)));
+  return OkStatus();
 }
 
 std::string DeviceName() {

@@ -18,6 +18,8 @@ void FreeHost(void* p) noexcept;
 
 Status MemcpyH2D(void* dst, const void* src, int64_t bytes, void* stream);
 Status MemcpyD2H(void* dst, const void* src, int64_t bytes, void* stream);  // synchronous
+// Queued on `stream`, no host wait; dst must be pinned (MallocHost) for that.
+Status MemcpyD2HAsync(void* dst, const void* src, int64_t bytes, void* stream);
 Status MemcpyD2D(void* dst, const void* src, int64_t bytes, void* stream);
 Status Memcpy2DD2D(void* dst, int64_t dpitch, const void* src, int64_t spitch, int64_t width, int64_t rows,
                    void* stream);
@@ -42,6 +44,12 @@ Status CaptureBegin(void* stream);
 Result<void*> CaptureEnd(void* stream);  // a cudaGraphExec_t
 Status GraphLaunch(void* graph_exec, void* stream);
 void GraphDestroy(void* graph_exec) noexcept;
+// Events (no timing): Record queues a marker on `stream`; Synchronize waits until the
+// work queued before it has finished (and returns a remembered launch error first).
+Result<void*> EventCreate();
+void EventDestroy(void* event) noexcept;
+Status EventRecord(void* event, void* stream);
+Status EventSynchronize(void* event);
 // Bumped each time the ops' scratch (blas_lt.h) is reallocated: work captured before then
 // refers to freed memory.
 int64_t ScratchGeneration() noexcept;

@@ -19,6 +19,7 @@ Result<void*> MallocHost(int64_t) { return NotBuilt(); }
 void FreeHost(void*) noexcept {}
 Status MemcpyH2D(void*, const void*, int64_t, void*) { return NotBuilt(); }
 Status MemcpyD2H(void*, const void*, int64_t, void*) { return NotBuilt(); }
+Status MemcpyD2HAsync(void*, const void*, int64_t, void*) { return NotBuilt(); }
 Status MemcpyD2D(void*, const void*, int64_t, void*) { return NotBuilt(); }
 Status Memcpy2DD2D(void*, int64_t, const void*, int64_t, int64_t, int64_t, void*) { return NotBuilt(); }
 Status UploadStaged(void*, const void*, int64_t, void*) { return NotBuilt(); }
@@ -32,6 +33,10 @@ Status CaptureBegin(void*) { return NotBuilt(); }
 Result<void*> CaptureEnd(void*) { return NotBuilt(); }
 Status GraphLaunch(void*, void*) { return NotBuilt(); }
 void GraphDestroy(void*) noexcept {}
+Result<void*> EventCreate() { return NotBuilt(); }
+void EventDestroy(void*) noexcept {}
+Status EventRecord(void*, void*) { return NotBuilt(); }
+Status EventSynchronize(void*) { return NotBuilt(); }
 int64_t ScratchGeneration() noexcept { return 0; }
 Result<GpuLimits> MeasureGpuLimits() { return NotBuilt(); }
 
