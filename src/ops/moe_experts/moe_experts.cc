@@ -1,0 +1,88 @@
+#include "ops/moe_experts/moe_experts.h"
+
+#include <string>
+#include <vector>
+
+#include "base/check.h"
+#include "ops/moe_experts/moe_experts_workspace.h"
+
+namespace tide {
+
+Status MoeExpertsParams::check() const {
+  auto bad = [](const std::string& what) { return InvalidArgument("moe_experts: " + what); };
+  if (n_tokens < 0) return bad("n_tokens must be >= 0, got " + std::to_string(n_tokens));
+  if (hidden <= 0 || inter <= 0)
+    return bad("hidden and inter must be > 0, got " + std::to_string(hidden) + " and " + std::to_string(inter));
+  if (n_experts <= 0) return bad("n_experts must be > 0, got " + std::to_string(n_experts));
+  if (top_k <= 0 || top_k > n_experts)
+    return bad("top_k must be in [1, n_experts = " + std::to_string(n_experts) + "], got " + std::to_string(top_k));
+  if (experts == nullptr) return bad("experts is null");
+  if ((shared_y == nullptr) != (shared_gate == nullptr)) return bad("shared_y and shared_gate must be set together");
+  for (int e = 0; e < n_experts; ++e) {
+    const MoeExpertWeights& w = experts[e];
+    const std::string at = "expert " + std::to_string(e) + " ";
+    const std::pair<const Tensor*, const char*> mats[] = {{&w.gate, "gate"}, {&w.up, "up"}, {&w.down, "down"}};
+    for (const auto& [t, name] : mats) {
+      const int64_t rows = t == &w.down ? hidden : inter, cols = t == &w.down ? inter : hidden;
+      if (t->data == nullptr) return bad(at + name + " is null");
+      if (t->shape.ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        return bad(at + name + " must be [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+      if (t->dtype == DType::kI32) return bad(at + name + " has integer dtype");
+      if (cols % GetDTypeInfo(t->dtype).block_elems != 0)
+        return bad(at + name + " rows are not whole " + std::string(DTypeName(t->dtype)) + " blocks");
+    }
+  }
+  if (n_tokens == 0) return OkStatus();
+  if (x == nullptr) return bad("x is null");
+  if (expert_ids == nullptr) return bad("expert_ids is null");
+  if (weights == nullptr) return bad("weights is null");
+  if (out == nullptr) return bad("out is null");
+  return OkStatus();
+}
+
+int64_t MoeExpertsWorkspaceBytes(DeviceKind device, int64_t n_tokens, int64_t hidden, int64_t inter, int n_experts,
+                                 int top_k) {
+  if (device == DeviceKind::kCpu || n_tokens <= 0) return 0;
+  return moe_experts::MakeLayout(n_tokens, hidden, inter, n_experts, top_k).bytes;
+}
+
+Result<DeviceBuffer> MoeExpertsTable(const ExecContext& ctx, const MoeExpertWeights* experts, int n_experts) {
+  if (n_experts <= 0 || experts == nullptr) return InvalidArgument("moe_experts: table of no experts");
+  const DType dtype = experts[0].gate.dtype;
+  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16)
+    return InvalidArgument(std::string("moe_experts: CUDA expert weights must be f32, f16 or bf16, got ") +
+                           std::string(DTypeName(dtype)));
+  const auto n = static_cast<size_t>(n_experts);
+  std::vector<const void*> table(3 * n);
+  for (size_t e = 0; e < n; ++e) {
+    const MoeExpertWeights& w = experts[e];
+    if (w.gate.dtype != dtype || w.up.dtype != dtype || w.down.dtype != dtype)
+      return InvalidArgument("moe_experts: expert " + std::to_string(e) + " differs in dtype from expert 0");
+    table[e] = w.gate.data;
+    table[n + e] = w.up.data;
+    table[2 * n + e] = w.down.data;
+  }
+  const auto bytes = static_cast<int64_t>(table.size() * sizeof(void*));
+  ASSIGN_OR_RETURN(DeviceBuffer buf, DeviceBuffer::Allocate(ctx.device, bytes));
+  RETURN_IF_ERROR(CopyToDevice(ctx, buf.data(), table.data(), bytes));
+  RETURN_IF_ERROR(Synchronize(ctx));  // `table` is a host temporary
+  return buf;
+}
+
+void MoeExperts(const ExecContext& ctx, const MoeExpertsParams& p) {
+  switch (ctx.device) {
+    case DeviceKind::kCpu:
+      MoeExpertsCpu(p, ctx.pool);
+      return;
+    case DeviceKind::kCuda:
+#if TIDE_HAVE_CUDA
+      MoeExpertsCuda(p, ctx.stream);
+      return;
+#else
+      break;  // not built: falls to the check below
+#endif
+  }
+  TIDE_CHECK(false && "moe_experts: no kernel for this device");
+}
+
+}  // namespace tide

@@ -1,0 +1,89 @@
+// moe_experts: the routed experts of a mixture-of-experts layer and their weighted
+// combine, from the router's choice (ops/moe_route):
+//   out[t] = sum_j weights[t, j] * expert_{ids[t, j]}(x[t])   (+ sigmoid(shared_gate[t]) * shared_y[t])
+//   expert_e(x) = down_e(silu(gate_e x) * up_e x)
+// Each token's experts are summed in expert-id order, then the shared expert's output,
+// so a token's result depends only on its own routing, never on the rest of the batch.
+//
+// On CUDA the whole layer stays on the device (no host round-trip, so decode steps can be
+// captured in graphs): the slots (token, j) are grouped by expert on the device, and the
+// expert GEMMs run over a fixed grid sized from n_tokens alone; CTAs whose group is empty
+// exit. Each active expert's weights are read once per step for up to
+// kMoeExpertsGemvMaxTokens tokens.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/device_memory.h"
+#include "backend/exec.h"
+#include "base/status.h"
+#include "tensor/tensor.h"
+
+namespace tide {
+
+// One expert's SwiGLU weights in checkpoint layout. Not owned.
+struct MoeExpertWeights {
+  Tensor gate;  // [inter, hidden]
+  Tensor up;    // [inter, hidden]
+  Tensor down;  // [hidden, inter]
+};
+
+struct MoeExpertsParams {
+  const float* x = nullptr;             // [n_tokens, hidden] f32, the normed hidden states
+  const int32_t* expert_ids = nullptr;  // [n_tokens, top_k], distinct per token, in [0, n_experts)
+  const float* weights = nullptr;       // [n_tokens, top_k] f32
+  // [n_experts] on the host, always (check() reads shapes and dtypes from it); the tensors'
+  // data lives on the op's device. CPU: any weight dtype, each tensor its own.
+  const MoeExpertWeights* experts = nullptr;
+  // CUDA only: the device-resident pointer table MoeExpertsTable built from `experts`
+  // (once, at load). Every expert matrix then has one dtype: f32, f16 or bf16.
+  const void* const* expert_table = nullptr;
+  // The shared expert (Qwen2-MoE), optional: shared_y [n_tokens, hidden] its output and
+  // shared_gate [n_tokens] its gate logit, both set or both null.
+  const float* shared_y = nullptr;
+  const float* shared_gate = nullptr;
+  float* out = nullptr;  // [n_tokens, hidden] f32, fully overwritten. Not aliasing the inputs.
+  // CUDA only: device scratch of at least MoeExpertsWorkspaceBytes(...) bytes, 16-byte
+  // aligned, owned by the caller (the op never allocates). Ignored on the CPU.
+  void* workspace = nullptr;
+  int64_t workspace_bytes = 0;
+  int64_t n_tokens = 0, hidden = 0, inter = 0;
+  int n_experts = 0, top_k = 0;
+
+  // kInvalidArgument when a pointer is null, a size is out of range, an expert's shapes
+  // disagree with hidden/inter or its dtype's block size does not divide a row.
+  [[nodiscard]] Status check() const;
+};
+
+// Tokens up to which the CUDA op runs its GEMV kernels (each active expert's weight rows
+// streamed once, every routed row dotted against them); more tokens take the tiled GEMMs.
+inline constexpr int64_t kMoeExpertsGemvMaxTokens = 64;
+// The CUDA op works through longer batches in chunks of this many tokens, which bounds
+// its workspace.
+inline constexpr int64_t kMoeExpertsChunkTokens = 1024;
+// The most experts a token may be routed to on CUDA.
+inline constexpr int kMoeExpertsMaxTopK = 32;
+
+// Bytes of CUDA workspace for a step of n_tokens (0 on the CPU).
+int64_t MoeExpertsWorkspaceBytes(DeviceKind device, int64_t n_tokens, int64_t hidden, int64_t inter, int n_experts,
+                                 int top_k);
+
+// The device-side table of [gate..., up..., down...] data pointers for `experts` (3 *
+// n_experts entries), for MoeExpertsParams::expert_table. kInvalidArgument when the
+// experts differ in dtype or use one the CUDA kernels do not read (quantised blocks are
+// widened to f32 at placement); allocation and copy errors as in device_memory.h.
+Result<DeviceBuffer> MoeExpertsTable(const ExecContext& ctx, const MoeExpertWeights* experts, int n_experts);
+
+// f64 reference: each token on its own, weights dequantised by DequantizeRow.
+void MoeExpertsRef(const MoeExpertsParams& p);
+// The experts one by one over the tokens routed to each (gathered), through the CPU
+// matmul, silu_mul and add kernels: results bit-identical to running each expert's MLP
+// on its rows and adding weight * output into `out` in expert order.
+void MoeExpertsCpu(const MoeExpertsParams& p, ThreadPool* pool);
+// CUDA kernels (built with TIDE_CUDA): every pointer except `experts` is device memory,
+// and check() must have passed. Runs on `stream` (cudaStream_t) without waiting on it.
+void MoeExpertsCuda(const MoeExpertsParams& p, void* stream);
+// REQUIRES p.check().ok().
+void MoeExperts(const ExecContext& ctx, const MoeExpertsParams& p);
+
+}  // namespace tide

@@ -1,0 +1,118 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backend/cuda_test_util.h"
+#include "ops/moe_experts/moe_experts.h"
+#include "ops/moe_experts/moe_experts_test_util.h"
+
+namespace tide {
+namespace {
+
+using moe_experts_test::Poisoned;
+using moe_experts_test::Problem;
+using moe_experts_test::Routing;
+
+// The problem's inputs and weights on the device, and the op run there.
+struct OnDevice {
+  std::vector<DeviceBuffer> mats;
+  std::vector<MoeExpertWeights> experts;
+  DeviceBuffer table, x, ids, weights, shared_y, shared_gate, out, workspace;
+
+  explicit OnDevice(const Problem& pr) {
+    for (size_t e = 0; e < pr.experts.size(); ++e) {
+      MoeExpertWeights w = pr.experts[e];
+      for (auto [t, bytes] : {std::pair{&w.gate, &pr.gate[e]}, std::pair{&w.up, &pr.up[e]}, std::pair{&w.down, &pr.down[e]}}) {
+        mats.push_back(testing::Upload(*bytes));
+        t->data = mats.back().data();
+      }
+      experts.push_back(w);
+    }
+    auto tb = MoeExpertsTable(testing::CudaCtx(), experts.data(), pr.n_experts);
+    EXPECT_TRUE(tb.ok()) << tb.status().ToString();
+    if (tb.ok()) table = std::move(*tb);
+    x = testing::Upload(pr.x);
+    ids = testing::Upload(pr.ids);
+    weights = testing::Upload(pr.weights);
+    if (pr.shared) {
+      shared_y = testing::Upload(pr.shared_y);
+      shared_gate = testing::Upload(pr.shared_gate);
+    }
+    out = testing::Upload(Poisoned(static_cast<size_t>(pr.t * pr.hidden)));
+    const int64_t ws = MoeExpertsWorkspaceBytes(DeviceKind::kCuda, pr.t, pr.hidden, pr.inter, pr.n_experts, pr.top_k);
+    auto w = DeviceBuffer::Allocate(DeviceKind::kCuda, ws);
+    EXPECT_TRUE(w.ok());
+    if (w.ok()) workspace = std::move(*w);
+  }
+
+  std::vector<float> Run(const Problem& pr) {
+    MoeExpertsParams p = pr.Params(out.as<float>());
+    p.x = x.as<float>();
+    p.expert_ids = ids.as<int32_t>();
+    p.weights = weights.as<float>();
+    p.experts = experts.data();
+    p.expert_table = table.as<const void* const>();
+    p.shared_y = pr.shared ? shared_y.as<float>() : nullptr;
+    p.shared_gate = pr.shared ? shared_gate.as<float>() : nullptr;
+    p.workspace = workspace.data();
+    p.workspace_bytes = workspace.size();
+    EXPECT_TRUE(p.check().ok()) << p.check().ToString();
+    MoeExperts(testing::CudaCtx(), p);
+    return testing::Download<float>(out, static_cast<size_t>(pr.t * pr.hidden));
+  }
+};
+
+TEST(MoeExpertsCudaTest, MatchesRef) {
+  TIDE_REQUIRE_CUDA();
+  struct Case { int64_t t, hidden, inter; int n_experts, top_k; Routing routing; bool shared; };
+  const Case cases[] = {
+      {1, 64, 96, 8, 2, Routing::kRandom, false},     {64, 64, 32, 8, 2, Routing::kRandom, true},
+      {300, 32, 64, 64, 8, Routing::kRandom, false},  {17, 64, 64, 16, 1, Routing::kOneSet, false},
+      {40, 96, 32, 32, 8, Routing::kOneSet, true},    {23, 64, 64, 60, 4, Routing::kSkewed, false},
+      {65, 72, 40, 8, 1, Routing::kOneSet, true},     {8, 36, 20, 8, 2, Routing::kRandom, false},
+      {200, 36, 20, 16, 2, Routing::kSkewed, false},  {1100, 32, 32, 8, 2, Routing::kRandom, true},
+      {64, 64, 64, 64, 8, Routing::kRandom, false},
+  };
+  uint64_t seed = 500;
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (const Case& c : cases) {
+      const Problem pr(c.t, c.hidden, c.inter, c.n_experts, c.top_k, dtype, c.routing, c.shared, ++seed);
+      OnDevice dev(pr);
+      const std::vector<float> got = dev.Run(pr);
+      std::vector<float> want = Poisoned(got.size());
+      MoeExpertsRef(pr.Params(want.data()));
+      const std::vector<double> tol = pr.Tolerance();
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_NEAR(got[i], want[i], tol[i]) << pr.Name() << " token " << i / static_cast<size_t>(pr.hidden)
+                                             << " col " << i % static_cast<size_t>(pr.hidden);
+    }
+  }
+}
+
+// Within one kernel form (GEMV up to kMoeExpertsGemvMaxTokens tokens, tiles above), a
+// token's result does not depend on the batch around it, bit for bit.
+TEST(MoeExpertsCudaTest, TokenResultIndependentOfBatch) {
+  TIDE_REQUIRE_CUDA();
+  for (int64_t t : {int64_t{64}, int64_t{300}}) {
+    const Problem big(t, 64, 64, 16, 4, DType::kBF16, Routing::kSkewed, /*shared=*/true, 11);
+    OnDevice dev_big(big);
+    const std::vector<float> all = dev_big.Run(big);
+    // The same weights, the first `part` tokens only (still the same kernel form).
+    const int64_t part = t == 64 ? 1 : 100;
+    Problem small = big;
+    small.t = part;
+    small.x.resize(static_cast<size_t>(part * 64));
+    small.ids.resize(static_cast<size_t>(part * 4));
+    small.weights.resize(static_cast<size_t>(part * 4));
+    small.shared_y.resize(static_cast<size_t>(part * 64));
+    small.shared_gate.resize(static_cast<size_t>(part));
+    OnDevice dev_small(small);
+    const std::vector<float> some = dev_small.Run(small);
+    EXPECT_EQ(std::memcmp(some.data(), all.data(), some.size() * 4), 0) << "t=" << t;
+  }
+}
+
+}  // namespace
+}  // namespace tide
