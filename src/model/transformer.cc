@@ -8,8 +8,8 @@
 // Device placement: weights, scratch, the batch's index arrays and the KV cache live on
 // the device of the ExecContext (PlaceOn moves the weights; the cache is created on the
 // device). The code below is the same for both devices: scratch grows through
-// Scratch<T>, copies go through backend/device_memory.h, and only the MoE routing and
-// the final logits come back to the host.
+// Scratch<T>, copies go through backend/device_memory.h, and only the final logits come
+// back to the host (MoE routing and expert grouping stay on the device).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -27,6 +27,7 @@
 #include "ops/cache_write/cache_write.h"
 #include "ops/embedding/embedding.h"
 #include "ops/matmul/matmul.h"
+#include "ops/moe_experts/moe_experts.h"
 #include "ops/moe_route/moe_route.h"
 #include "ops/rms_norm/rms_norm.h"
 #include "ops/rope/rope.h"
@@ -140,7 +141,7 @@ struct Model::Impl {
 
   // Scratch, grown on demand and reused every step (no allocation in steady state).
   Scratch<float> resid, h, delta, q, k, v, qkv, attn, gate_up, gate, up, act;
-  Scratch<float> router_logits, moe_x, moe_y, shared_y, shared_gate, logit_h, logits_dev;
+  Scratch<float> router_logits, shared_y, shared_gate, logit_h, logits_dev;
   Scratch<int32_t> expert_ids;
   Scratch<float> expert_weights;
   Scratch<float> logits_host;  // the CPU's logits before they are copied out
@@ -151,8 +152,12 @@ struct Model::Impl {
   // CUDA decode graphs (Model::SetDecodeGraphs).
   bool decode_graphs = false;
   std::map<std::pair<int, int>, DecodeGraph> graphs;
-  std::vector<int32_t> ids_host;
-  std::vector<float> wts_host, gate_host;
+
+  // MoE layers (BuildMoeExperts), indexed by layer: each one's expert weights for
+  // moe_experts (tensors on the model's device) and, on CUDA, their device pointer table.
+  std::vector<std::vector<MoeExpertWeights>> moe_experts;
+  std::vector<DeviceBuffer> moe_tables;
+  Scratch<uint8_t> moe_workspace;
 
   Status LoadWeights();
   Result<const TensorInfo*> Find(const WeightDecl& d) const;
@@ -168,8 +173,8 @@ struct Model::Impl {
   void LinearFused(const ExecContext& ctx, const LinearWeights& lw, const float* x, int64_t m, float* y,
                    const float* norm_weight, float eps, bool accumulate) const;
   Result<BatchIndex> UploadBatch(const ExecContext& ctx, const ForwardBatch& b, const int32_t* prev_tokens);
-  // Queues the whole step on ctx.stream (no host waits on dense models; MoE layers copy
-  // their routing back) and writes [rows, vocab] logits to `out` on the model's device.
+  // Queues the whole step on ctx.stream (no host waits) and writes [rows, vocab] logits
+  // to `out` on the model's device.
   Status Queue(const ExecContext& ctx, const StepShape& s, const BatchIndex& bi, KvCache& cache, float* out);
   // A decode batch through its captured graph (captured on first use). *logits: device
   // rows [bucket, vocab], the first n real. False in *used when the batch does not qualify.
@@ -178,6 +183,8 @@ struct Model::Impl {
   Status StackOnDevice(const ExecContext& ctx, std::unordered_map<const void*, void*>* moved);
   Status Mlp(const ExecContext& ctx, const MlpWeights& m, int64_t inter, const float* x, int64_t n, float* y);
   Status Moe(const ExecContext& ctx, const LayerWeights& lw, int64_t n_tokens, const float* x, float* out);
+  // Fills moe_experts (and moe_tables on CUDA) from `w` as it is now on ctx.device.
+  Status BuildMoeExperts(const ExecContext& ctx);
   Status PlaceOn(const ExecContext& ctx, const std::function<void(int64_t, int64_t)>& progress);
 };
 
@@ -346,40 +353,14 @@ Status Model::Impl::Moe(const ExecContext& ctx, const LayerWeights& lw, int64_t 
   ASSIGN_OR_RETURN(int32_t* ids, expert_ids.Grow(device, t * top_k));
   ASSIGN_OR_RETURN(float* wts, expert_weights.Grow(device, t * top_k));
   MoeRoute(ctx, MoeRouteParams{logits, ids, wts, t, n_exp, top_k, config.norm_topk_prob});
-  // The grouping of tokens by expert is host policy: on a GPU the routing comes back.
-  if (device != DeviceKind::kCpu) {
-    ids_host.resize(static_cast<size_t>(t * top_k));
-    wts_host.resize(static_cast<size_t>(t * top_k));
-    RETURN_IF_ERROR(CopyToHost(ctx, ids_host.data(), ids, t * top_k * 4));
-    RETURN_IF_ERROR(CopyToHost(ctx, wts_host.data(), wts, t * top_k * 4));
-    ids = ids_host.data();
-    wts = wts_host.data();
-  }
-
-  RETURN_IF_ERROR(FillZero(ctx, out, t * hd * 4));
-  // Experts in id order, as the reference sums them; each token's sum order therefore
-  // depends only on its own routing, never on the rest of the batch.
-  std::vector<int64_t> rows;
-  std::vector<float> row_w;
-  for (int e = 0; e < n_exp; ++e) {
-    rows.clear();
-    row_w.clear();
-    for (int64_t i = 0; i < t; ++i)
-      for (int j = 0; j < top_k; ++j)
-        if (ids[i * top_k + j] == e) {
-          rows.push_back(i);
-          row_w.push_back(wts[i * top_k + j]);
-        }
-    if (rows.empty()) continue;
-    const int64_t n = static_cast<int64_t>(rows.size());
-    ASSIGN_OR_RETURN(float* xe, moe_x.Grow(device, n * hd));
-    for (int64_t r = 0; r < n; ++r)
-      RETURN_IF_ERROR(CopyOnDevice(ctx, xe + r * hd, x + rows[static_cast<size_t>(r)] * hd, hd * 4));
-    ASSIGN_OR_RETURN(float* ye, moe_y.Grow(device, n * hd));
-    RETURN_IF_ERROR(Mlp(ctx, lw.experts[static_cast<size_t>(e)], config.moe_intermediate_size, xe, n, ye));
-    for (int64_t r = 0; r < n; ++r)
-      Add(ctx, AddParams{ye + r * hd, out + rows[static_cast<size_t>(r)] * hd, hd, row_w[static_cast<size_t>(r)]});
-  }
+  if (moe_experts.empty()) RETURN_IF_ERROR(BuildMoeExperts(ctx));
+  const auto layer = static_cast<size_t>(&lw - w.layers.data());
+  MoeExpertsParams p;
+  p.x = x;
+  p.expert_ids = ids;
+  p.weights = wts;
+  p.experts = moe_experts[layer].data();
+  p.expert_table = moe_tables[layer].as<const void* const>();
   if (config.shared_expert_intermediate_size > 0) {
     ASSIGN_OR_RETURN(float* ys, shared_y.Grow(device, t * hd));
     RETURN_IF_ERROR(Mlp(ctx, lw.shared_expert, config.shared_expert_intermediate_size, x, t, ys));
@@ -392,14 +373,34 @@ Status Model::Impl::Moe(const ExecContext& ctx, const LayerWeights& lw, int64_t 
     gp.n = 1;
     gp.k = hd;
     Matmul(ctx, gp);
-    if (device != DeviceKind::kCpu) {
-      gate_host.resize(static_cast<size_t>(t));
-      RETURN_IF_ERROR(CopyToHost(ctx, gate_host.data(), g, t * 4));
-      g = gate_host.data();
-    }
-    for (int64_t i = 0; i < t; ++i) {
-      const float s = 1.f / (1.f + std::exp(-g[i]));
-      Add(ctx, AddParams{ys + i * hd, out + i * hd, hd, s});
+    p.shared_y = ys;
+    p.shared_gate = g;
+  }
+  p.out = out;
+  p.n_tokens = t;
+  p.hidden = hd;
+  p.inter = config.moe_intermediate_size;
+  p.n_experts = n_exp;
+  p.top_k = top_k;
+  p.workspace_bytes = MoeExpertsWorkspaceBytes(device, t, hd, p.inter, n_exp, top_k);
+  if (p.workspace_bytes > 0) {
+    ASSIGN_OR_RETURN(uint8_t* ws, moe_workspace.Grow(device, p.workspace_bytes));
+    p.workspace = ws;
+  }
+  MoeExperts(ctx, p);
+  return OkStatus();
+}
+
+Status Model::Impl::BuildMoeExperts(const ExecContext& ctx) {
+  moe_experts.assign(w.layers.size(), {});
+  moe_tables.clear();
+  moe_tables.resize(w.layers.size());
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    const LayerWeights& lw = w.layers[l];
+    if (!lw.moe) continue;
+    for (const MlpWeights& e : lw.experts) moe_experts[l].push_back(MoeExpertWeights{e.gate.w, e.up.w, e.down.w});
+    if (ctx.device == DeviceKind::kCuda) {
+      ASSIGN_OR_RETURN(moe_tables[l], MoeExpertsTable(ctx, moe_experts[l].data(), static_cast<int>(lw.experts.size())));
     }
   }
   return OkStatus();
@@ -583,6 +584,7 @@ Status Model::Impl::PlaceOn(const ExecContext& ctx, const std::function<void(int
   });
   RETURN_IF_ERROR(st);
   ASSIGN_OR_RETURN(dev_inv_freq, upload(inv_freq.data(), static_cast<int64_t>(inv_freq.size())));
+  RETURN_IF_ERROR(BuildMoeExperts(ctx));
   RETURN_IF_ERROR(Synchronize(ctx));
   for (const DeviceBuffer& b : dev_weights) dev_weight_bytes += b.size();
   device = ctx.device;
