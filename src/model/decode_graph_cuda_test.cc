@@ -4,7 +4,9 @@
 // batch-invariant GEMV), across several buckets, growing contexts (block-table widths
 // 4, 8, 16) and a sequence moved to other blocks mid-run. Fixture weights (random
 // transformers initialisations); qwen3 takes the q/k-norm path of the stacked
-// projection. Skips, saying why, without a GPU.
+// projection; the MoE fixtures (mixtral, qwen2_moe with its shared expert, qwen3_moe)
+// route and run their experts on the device inside the graph. Skips, saying why,
+// without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -152,7 +154,8 @@ TEST_P(DecodeGraphCudaTest, ReplayMatchesEager) {
   EXPECT_EQ(steps_compared, 42);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, DecodeGraphCudaTest, ::testing::Values("llama", "qwen3"),
+INSTANTIATE_TEST_SUITE_P(Fixtures, DecodeGraphCudaTest,
+                         ::testing::Values("llama", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -22,7 +22,6 @@
 #include "base/log.h"
 #include "model/model.h"
 #include "model/weights.h"
-#include "ops/add/add.h"
 #include "ops/attention/attention.h"
 #include "ops/cache_write/cache_write.h"
 #include "ops/embedding/embedding.h"
@@ -792,8 +791,6 @@ Status Model::Impl::RunDecodeGraph(const ExecContext& ctx, const ForwardBatch& b
   if (b.logit_rows.size() != static_cast<size_t>(n)) return OkStatus();
   for (int i = 0; i < n; ++i)
     if (b.logit_rows[static_cast<size_t>(i)] != i) return OkStatus();
-  for (const LayerWeights& l : w.layers)
-    if (l.moe) return OkStatus();  // MoE routing waits for the host
   int bucket = 0;
   for (int cand : kGraphBuckets)
     if (cand >= n) {
