@@ -102,6 +102,9 @@ void AddEngineFlags(CLI::App* sub, EngineFlags* f, const std::string& kv_default
   if (which & kPrefixCachingFlags)
     sub->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", f->enable_prefix_caching,
                   "Reuse the KV blocks of cached prompt prefixes (default on)");
+  if (which & kAsyncSchedulingFlags)
+    sub->add_flag("--async-scheduling,!--no-async-scheduling", f->async_scheduling,
+                  "Schedule and launch step n+1 while step n runs (same outputs; default on)");
 }
 
 Status ApplyEngineFlags(const EngineFlags& f, EngineOptions* eo) {
@@ -116,6 +119,7 @@ Status ApplyEngineFlags(const EngineFlags& f, EngineOptions* eo) {
   eo->max_num_batched_tokens = f.max_num_batched_tokens;
   if (f.max_model_len > 0) eo->max_model_len = f.max_model_len;
   eo->enable_prefix_caching = f.enable_prefix_caching;
+  eo->async_scheduling = f.async_scheduling;
   return OkStatus();
 }
 

@@ -34,6 +34,7 @@ struct EngineFlags {
   int64_t max_num_batched_tokens = 2048; // --max-num-batched-tokens
   int64_t max_model_len = 0;             // --max-model-len; 0 = not given
   bool enable_prefix_caching = true;     // --enable-prefix-caching / --no-enable-prefix-caching
+  bool async_scheduling = true;          // --async-scheduling / --no-async-scheduling
 };
 enum EngineFlag : unsigned {
   kKvCacheMemoryFlag = 1u << 0,
@@ -42,7 +43,8 @@ enum EngineFlag : unsigned {
   kMaxNumBatchedTokensFlag = 1u << 3,
   kMaxModelLenFlag = 1u << 4,
   kPrefixCachingFlags = 1u << 5,
-  kAllEngineFlags = (1u << 6) - 1,
+  kAsyncSchedulingFlags = 1u << 6,
+  kAllEngineFlags = (1u << 7) - 1,
 };
 
 // Adds the flags in `which` to `sub`, bound to *flags (which must outlive the parse).

@@ -107,7 +107,14 @@ EngineCore::EngineCore(ModelRunner& runner, const Tokenizer* tokenizer, const En
       if (std::find(eos_ids_.begin(), eos_ids_.end(), id) == eos_ids_.end()) eos_ids_.push_back(id);
 }
 
-EngineCore::~EngineCore() = default;
+EngineCore::~EngineCore() {
+  // The runner outlives the core: leave no step of ours in it for whoever uses it next.
+  std::vector<SampleResult> discard;
+  while (!flights_.empty()) {
+    (void)runner_.Collect(&discard);
+    flights_.pop_front();
+  }
+}
 
 std::string EngineCore::KvSummary() const {
   char buf[160];
@@ -185,6 +192,10 @@ EngineCore::RequestState* EngineCore::StateOf(const Sequence* seq) {
 }
 
 void EngineCore::FinishSequence(Sequence* seq, FinishReason reason, RequestOutput* out) {
+  // A sample still in flight past the end is discarded when its step is collected.
+  seq->tokens.resize(seq->tokens.size() - static_cast<size_t>(seq->num_pending_tokens));
+  seq->num_pending_tokens = 0;
+  seq->pending_row = -1;
   const SequenceStatus status = reason == FinishReason::kStop     ? SequenceStatus::kFinishedStopped
                                 : reason == FinishReason::kLength ? SequenceStatus::kFinishedLength
                                                                   : SequenceStatus::kFinishedAborted;
@@ -208,46 +219,65 @@ bool EngineCore::Abort(const std::string& id, std::vector<RequestOutput>* outs) 
     FinishSequence(s.get(), FinishReason::kAbort, &o);
     outs->push_back(std::move(o));
   }
-  requests_.erase(it);
+  Retire(id);
+  // Nothing left that a queued step could be speculating for.
+  if (requests_.empty()) DrainFlights(outs);
   return true;
 }
 
-void EngineCore::Step(std::vector<RequestOutput>* outs) {
-  const SchedulerOutput plan = scheduler_.Schedule();
-  if (plan.empty()) return;
-  const double t0 = EngineClock();
-  BuildBatch(plan);
-  int top_logprobs = 0;
-  greedy_step_ = IsGreedyStep(plan, &top_logprobs);
-  Status fs = greedy_step_ ? runner_.ForwardGreedy(batch_, top_logprobs, &greedy_) : runner_.Forward(batch_, &logits_);
-  if (!fs.ok()) return FailStep(plan, fs, outs);
-  scheduler_.OnStepComputed(plan);
-  Postprocess(plan, outs);
-
-  const double dt = EngineClock() - t0;
-  ++counters_.num_steps;
-  counters_.num_prompt_tokens_computed += plan.num_prefill_tokens;
-  if (plan.num_prefill_tokens > 0) {
-    counters_.prefill_step_seconds += dt;
-  } else {
-    counters_.decode_step_seconds += dt;
-    ++counters_.num_decode_steps;
-  }
+void EngineCore::Retire(const std::string& id) {
+  auto it = requests_.find(id);
+  TIDE_CHECK(it != requests_.end());
+  if (!flights_.empty()) flights_.back().keep_alive.push_back(std::move(it->second));
+  requests_.erase(it);
 }
 
-bool EngineCore::IsGreedyStep(const SchedulerOutput& plan, int* top_logprobs) const {
-  *top_logprobs = 0;
-  bool any = false;
-  for (size_t k = 0; k < plan.scheduled.size(); ++k) {
-    if (prompt_rows_[k].count > 0) return false;
-    const ScheduledSequence& ss = plan.scheduled[k];
-    if (!ss.samples) continue;
-    const SamplingParams& p = *ss.seq->sampling;
-    if (ss.seq->sampler.temperature != 0.f || NeedsLogitsProcessing(p, ss.seq->num_output_tokens())) return false;
-    *top_logprobs = std::max(*top_logprobs, p.top_logprobs);
-    any = true;
+void EngineCore::Step(std::vector<RequestOutput>* outs) {
+  SchedulerOutput plan = scheduler_.Schedule();
+  if (plan.empty()) return DrainFlights(outs);  // nothing new: finish what is in flight
+  const bool on_host = NeedsHostLogits(plan);
+  if (on_host || !opt_.async_scheduling) {
+    // This step must see every token: collect the one in flight first. Sequences it
+    // finishes leave the plan (their blocks are free again, and nothing was allocated
+    // since, so the rest of the plan still holds).
+    DrainFlights(outs);
+    DropFinished(&plan);
+    if (plan.empty()) return;
   }
-  return any;
+  Flight f;
+  f.start = EngineClock();
+  f.on_host = on_host;
+  f.plan = std::move(plan);
+  BuildBatch(f.plan);
+  const Status st = on_host ? RunOnHost(&f) : runner_.Launch(batch_, rows_);
+  if (!st.ok()) {
+    FailStep(f.plan, st, outs);
+  } else {
+    OnLaunched(f);
+    flights_.push_back(std::move(f));
+  }
+  // Async: keep one step queued behind the running one and collect the older one, so a
+  // Step emits one step's outputs (a step run on the host waits its turn too).
+  const size_t keep = opt_.async_scheduling ? 1 : 0;
+  while (flights_.size() > keep) CollectOldest(outs);
+  if (requests_.empty()) DrainFlights(outs);
+}
+
+bool EngineCore::NeedsHostLogits(const SchedulerOutput& plan) const {
+  for (const ScheduledSequence& ss : plan.scheduled) {
+    if (ss.seq->needs_prompt_logprobs()) return true;
+    if (ss.samples && NeedsTokenHistory(*ss.seq->sampling)) return true;
+  }
+  return false;
+}
+
+void EngineCore::DropFinished(SchedulerOutput* plan) {
+  std::erase_if(plan->scheduled, [&](const ScheduledSequence& ss) {
+    if (!ss.seq->is_finished()) return false;
+    plan->num_batched_tokens -= ss.num_new_tokens;
+    return true;
+  });
+  plan->num_prefill_tokens = std::min(plan->num_prefill_tokens, plan->num_batched_tokens);
 }
 
 void EngineCore::BuildBatch(const SchedulerOutput& plan) {
@@ -260,7 +290,10 @@ void EngineCore::BuildBatch(const SchedulerOutput& plan) {
   b.block_table.clear();
   b.slots.clear();
   b.logit_rows.clear();
+  b.prev_sample_row.clear();
   prompt_rows_.clear();
+  rows_.clear();
+  bool any_pending = false;
   b.max_blocks_per_seq = 1;
   for (const ScheduledSequence& ss : plan.scheduled)
     b.max_blocks_per_seq = std::max(b.max_blocks_per_seq, static_cast<int>(ss.seq->num_blocks()));
@@ -271,7 +304,25 @@ void EngineCore::BuildBatch(const SchedulerOutput& plan) {
     const int32_t row0 = static_cast<int32_t>(b.tokens.size());
     const int64_t end = s->num_computed_tokens + ss.num_new_tokens;
     for (int64_t pos = s->num_computed_tokens; pos < end; ++pos) {
-      b.tokens.push_back(s->tokens[static_cast<size_t>(pos)]);
+      const int32_t tok = s->tokens[static_cast<size_t>(pos)];
+      if (tok == kPendingToken) {
+        // The sample of the step in flight: the runner reads it where that step left it
+        // (a step run on the host has its results here already).
+        TIDE_CHECK(!flights_.empty() && s->pending_row >= 0);
+        const Flight& last = flights_.back();
+        if (last.on_host) {
+          b.tokens.push_back(last.results[static_cast<size_t>(s->pending_row)].token);
+          if (any_pending) b.prev_sample_row.push_back(-1);
+        } else {
+          if (!any_pending) b.prev_sample_row.assign(b.tokens.size(), -1);
+          any_pending = true;
+          b.tokens.push_back(0);
+          b.prev_sample_row.push_back(s->pending_row);
+        }
+      } else {
+        b.tokens.push_back(tok);
+        if (any_pending) b.prev_sample_row.push_back(-1);
+      }
       b.positions.push_back(static_cast<int32_t>(pos));
       b.slots.push_back(int64_t{s->block_table[static_cast<size_t>(pos / bs)]} * bs + pos % bs);
     }
@@ -289,15 +340,28 @@ void EngineCore::BuildBatch(const SchedulerOutput& plan) {
     b.kv_len.push_back(static_cast<int32_t>(s->num_computed_tokens + ss.num_new_tokens));
     for (int j = 0; j < b.max_blocks_per_seq; ++j)
       b.block_table.push_back(j < s->num_blocks() ? s->block_table[static_cast<size_t>(j)] : -1);
-    if (ss.samples) b.logit_rows.push_back(static_cast<int32_t>(b.tokens.size()) - 1);
+    if (ss.samples) {
+      b.logit_rows.push_back(static_cast<int32_t>(b.tokens.size()) - 1);
+      const SamplingParams& p = *s->sampling;
+      const std::span<const int32_t> all(s->tokens);
+      RowSampling row;
+      row.sampler = &s->sampler;
+      row.position = static_cast<uint64_t>(s->num_output_tokens());
+      row.process = NeedsLogitsProcessing(p, s->num_output_tokens());
+      row.request = &p;
+      row.prompt = all.first(static_cast<size_t>(s->num_prompt_tokens));
+      row.output = all.subspan(static_cast<size_t>(s->num_prompt_tokens));
+      row.eos_ids = eos_ids_;
+      rows_.push_back(row);
+    }
   }
 }
 
-void EngineCore::Postprocess(const SchedulerOutput& plan, std::vector<RequestOutput>* outs) {
+Status EngineCore::RunOnHost(Flight* f) {
+  RETURN_IF_ERROR(runner_.Forward(batch_, &logits_));
   size_t row = 0;
-  std::vector<std::string> done;  // requests whose last completion finished this step
-  for (size_t k = 0; k < plan.scheduled.size(); ++k) {
-    const ScheduledSequence& ss = plan.scheduled[k];
+  for (size_t k = 0; k < f->plan.scheduled.size(); ++k) {
+    const ScheduledSequence& ss = f->plan.scheduled[k];
     Sequence* s = ss.seq;
     for (int64_t j = 0; j < prompt_rows_[k].count; ++j) {
       SampleResult pl;
@@ -306,37 +370,83 @@ void EngineCore::Postprocess(const SchedulerOutput& plan, std::vector<RequestOut
       s->prompt_logprobs.push_back(std::move(pl));
     }
     if (!ss.samples) continue;
+    // Logprobs report the model's raw row; the token is chosen from the processed one.
+    f->results.push_back(SampleRow(logits_.data() + static_cast<int64_t>(row++) * vocab_, vocab_,
+                                   rows_[f->results.size()], &scratch_));
+  }
+  return OkStatus();
+}
+
+void EngineCore::OnLaunched(const Flight& f) {
+  scheduler_.OnStepComputed(f.plan);
+  int32_t row = 0;
+  for (const ScheduledSequence& ss : f.plan.scheduled) {
+    if (!ss.samples) continue;
+    Sequence* s = ss.seq;
+    s->tokens.push_back(kPendingToken);
+    ++s->num_pending_tokens;
+    s->pending_row = row++;
+  }
+}
+
+void EngineCore::CollectOldest(std::vector<RequestOutput>* outs) {
+  Flight f = std::move(flights_.front());
+  flights_.pop_front();
+  if (!f.on_host) {
+    if (Status st = runner_.Collect(&f.results); !st.ok()) return FailStep(f.plan, st, outs);
+  }
+  Postprocess(f.plan, f.results, outs);
+  const double dt = EngineClock() - f.start;
+  ++counters_.num_steps;
+  counters_.num_prompt_tokens_computed += f.plan.num_prefill_tokens;
+  if (f.plan.num_prefill_tokens > 0) {
+    counters_.prefill_step_seconds += dt;
+  } else {
+    counters_.decode_step_seconds += dt;
+    ++counters_.num_decode_steps;
+  }
+  // f.keep_alive ends here: no step in flight is older than the next one.
+}
+
+void EngineCore::DrainFlights(std::vector<RequestOutput>* outs) {
+  while (!flights_.empty()) CollectOldest(outs);
+}
+
+void EngineCore::Postprocess(const SchedulerOutput& plan, const std::vector<SampleResult>& results,
+                             std::vector<RequestOutput>* outs) {
+  size_t row = 0;
+  std::vector<std::string> done;  // requests whose last completion finished this step
+  for (const ScheduledSequence& ss : plan.scheduled) {
+    if (!ss.samples) continue;
+    const SampleResult& res = results[row++];
+    Sequence* s = ss.seq;
+    // Ended (stop, abort, failure) after this step was launched: a speculative sample.
+    if (s->is_finished()) continue;
+    // The oldest pending token is this step's: it sits right after the known outputs.
+    TIDE_CHECK_GT(s->num_pending_tokens, 0);
+    const size_t at = static_cast<size_t>(s->num_tokens() - s->num_pending_tokens);
+    TIDE_CHECK_EQ(s->tokens[at], kPendingToken);
+    const int32_t tok = res.token;
+    s->tokens[at] = tok;
+    if (--s->num_pending_tokens == 0) s->pending_row = -1;
+    scheduler_.RegisterComputedBlocks(s);
+
     const SamplingParams& p = *s->sampling;
-    const int64_t num_out = s->num_output_tokens();
-    SampleResult sr;
-    if (greedy_step_) {
-      sr = std::move(greedy_[row++]);
-      if (sr.top.size() > static_cast<size_t>(p.top_logprobs)) sr.top.resize(static_cast<size_t>(p.top_logprobs));
-    } else {
-      // Logprobs report the model's raw row; the token is chosen from the processed one.
-      const float* raw = logits_.data() + static_cast<int64_t>(row++) * vocab_;
-      const float* logits = raw;
-      if (NeedsLogitsProcessing(p, num_out)) {
-        scratch_.assign(raw, raw + vocab_);
-        const std::span<const int32_t> all(s->tokens);
-        ProcessLogits(p, all.first(static_cast<size_t>(s->num_prompt_tokens)),
-                      all.subspan(static_cast<size_t>(s->num_prompt_tokens)), eos_ids_, scratch_.data(), vocab_);
-        logits = scratch_.data();
-      }
-      sr = Sample(logits, raw, vocab_, s->sampler, static_cast<uint64_t>(num_out));
-    }
-    const int32_t tok = sr.token;
     const double now = EngineClock();
-    s->tokens.push_back(tok);
     ++counters_.num_generated_tokens;
     if (s->times.first_token == 0) s->times.first_token = now;
+    const int64_t num_out = s->num_known_output_tokens();
 
     RequestOutput o;
     o.request_id = s->request_id;
     o.index = s->index;
     o.token_ids.push_back(tok);
     o.token_times.push_back(now);
-    if (p.logprobs || p.top_logprobs > 0) o.logprobs.push_back(std::move(sr));
+    if (p.logprobs || p.top_logprobs > 0) {
+      SampleResult lp = res;
+      if (lp.top.size() > static_cast<size_t>(p.top_logprobs)) lp.top.resize(static_cast<size_t>(p.top_logprobs));
+      o.logprobs.push_back(std::move(lp));
+    }
     if (s->prompt_logprobs_k >= 0 && !s->prompt_logprobs_sent) {
       o.prompt_logprobs = std::move(s->prompt_logprobs);
       s->prompt_logprobs.clear();
@@ -350,7 +460,7 @@ void EngineCore::Postprocess(const SchedulerOutput& plan, std::vector<RequestOut
     bool stopped_by_string = false;
     if (s->detok) {
       std::string piece = s->detok->Push(tok);
-      if (fin != FinishReason::kNone || s->num_output_tokens() >= s->max_tokens) piece += s->detok->Flush();
+      if (fin != FinishReason::kNone || num_out >= s->max_tokens) piece += s->detok->Flush();
       if (s->stop_matcher) {
         StopStringMatcher::Output m = s->stop_matcher->Push(piece);
         o.text = std::move(m.emit);
@@ -361,7 +471,7 @@ void EngineCore::Postprocess(const SchedulerOutput& plan, std::vector<RequestOut
       }
     }
     if (stopped_by_string) fin = FinishReason::kStop;
-    if (fin == FinishReason::kNone && s->num_output_tokens() >= s->max_tokens) fin = FinishReason::kLength;
+    if (fin == FinishReason::kNone && num_out >= s->max_tokens) fin = FinishReason::kLength;
     if (fin != FinishReason::kNone) {
       if (s->stop_matcher && !stopped_by_string) o.text += s->stop_matcher->Flush();
       FinishSequence(s, fin, &o);
@@ -369,18 +479,20 @@ void EngineCore::Postprocess(const SchedulerOutput& plan, std::vector<RequestOut
     }
     outs->push_back(std::move(o));
   }
-  for (const std::string& id : done) requests_.erase(id);
+  for (const std::string& id : done) Retire(id);
 }
 
 void EngineCore::FailStep(const SchedulerOutput& plan, const Status& status, std::vector<RequestOutput>* outs) {
   std::vector<std::string> ids;
-  for (const ScheduledSequence& ss : plan.scheduled) ids.push_back(ss.seq->request_id);
+  for (const ScheduledSequence& ss : plan.scheduled)
+    if (!ss.seq->is_finished()) ids.push_back(ss.seq->request_id);
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   for (const std::string& id : ids) {
     const size_t first = outs->size();
     Abort(id, outs);
-    for (size_t i = first; i < outs->size(); ++i) (*outs)[i].status = status;
+    for (size_t i = first; i < outs->size(); ++i)
+      if (outs->at(i).request_id == id) (*outs)[i].status = status;
   }
 }
 

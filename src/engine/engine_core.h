@@ -1,13 +1,17 @@
 // EngineCore: the single-threaded heart of the engine. One Step() runs
-//   schedule -> build ForwardBatch -> ModelRunner::Forward -> sample -> postprocess
-// and returns the outputs it produced. Engine (engine.h) wraps it in a loop thread with
-// a request queue; tests, `tide generate` and benchmarks may also drive it directly.
+//   schedule -> build ForwardBatch -> ModelRunner::Launch -> collect -> postprocess
+// and returns the outputs it produced. With async scheduling (EngineOptions) a step is
+// collected one Step() later: step n+1 is scheduled and launched while step n still
+// runs, then step n is collected and postprocessed (docs/architecture.md, engine).
+// Engine (engine.h) wraps it in a loop thread with a request queue; tests, `tide
+// generate` and benchmarks may also drive it directly.
 //
 // Thread-safety: not thread-safe, except ValidateRequest (const, reads only what Create
 // fixed). One thread — the engine thread — calls everything else.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -52,7 +56,8 @@ class EngineCore {
   // (max_model_len above the model's context, max_num_batched_tokens < max_num_seqs, a
   // budget too small for one request of max_model_len — the message says "N blocks =
   // M tokens" and what to raise); kResourceExhausted when the cache cannot be allocated.
-  // REQUIRES: runner (and tokenizer) outlive the core.
+  // REQUIRES: runner (and tokenizer) outlive the core; the runner serves this core only
+  // while it lives (a step may be in flight in it between Step calls).
   static Result<std::unique_ptr<EngineCore>> Create(ModelRunner& runner, const Tokenizer* tokenizer,
                                                     const EngineOptions& options);
   ~EngineCore();
@@ -69,13 +74,16 @@ class EngineCore {
   // Finishes every unfinished completion of `id` with FinishReason::kAbort and frees its
   // blocks now; the final outputs are appended to *outs. False for an unknown id.
   bool Abort(const std::string& id, std::vector<RequestOutput>* outs);
-  // Runs one step and appends its outputs (one delta per sampled completion; final
-  // deltas carry usage and times). Does nothing when no sequence can run. A forward
-  // failure ends the step's requests with that status (FinishReason::kAbort) and frees
-  // their blocks; the engine stays usable.
+  // Runs one step and appends the outputs of the step it collects (one delta per
+  // sampled completion; final deltas carry usage and times): with async scheduling the
+  // step launched by the previous call, else this one. Does nothing when no sequence can
+  // run and no step is in flight. A launch or collect failure ends that step's requests
+  // with the status (FinishReason::kAbort) and frees their blocks; the engine stays
+  // usable.
   void Step(std::vector<RequestOutput>* outs);
 
-  [[nodiscard]] bool HasUnfinished() const { return !requests_.empty(); }
+  // Live requests remain, or a step is still in flight (Step collects it).
+  [[nodiscard]] bool HasUnfinished() const { return !requests_.empty() || !flights_.empty(); }
   [[nodiscard]] EngineStats stats() const;
   [[nodiscard]] int64_t max_model_len() const { return max_model_len_; }
   [[nodiscard]] const BlockPool& block_pool() const { return *pool_; }
@@ -86,13 +94,35 @@ class EngineCore {
   struct RequestState;
   EngineCore(ModelRunner& runner, const Tokenizer* tokenizer, const EngineOptions& options, int64_t max_model_len,
              int64_t num_blocks);
+  // One launched step whose samples are not collected yet.
+  struct Flight {
+    SchedulerOutput plan;
+    double start = 0;
+    bool on_host = false;                  // ran through Forward; `results` are filled
+    std::vector<SampleResult> results;     // per sampled row
+    // Requests that ended while this step was queued: kept alive until it is collected.
+    std::vector<std::unique_ptr<RequestState>> keep_alive;
+  };
+
+  // The step needs its logits on the host: prompt logprobs, or a penalty that reads the
+  // tokens (the last of which may be pending).
+  bool NeedsHostLogits(const SchedulerOutput& plan) const;
+  // Removes sequences that finished since `plan` was made (after a drain).
+  static void DropFinished(SchedulerOutput* plan);
   void BuildBatch(const SchedulerOutput& plan);
-  // Whether this step can use ForwardGreedy; `top_logprobs` = the most any row asks.
-  bool IsGreedyStep(const SchedulerOutput& plan, int* top_logprobs) const;
-  void Postprocess(const SchedulerOutput& plan, std::vector<RequestOutput>* outs);
+  // Forward + host sampling of `f` (prompt logprobs go straight to the sequences).
+  Status RunOnHost(Flight* f);
+  // Appends a pending token per sampled row and advances the scheduler's state.
+  void OnLaunched(const Flight& f);
+  void CollectOldest(std::vector<RequestOutput>* outs);
+  void DrainFlights(std::vector<RequestOutput>* outs);
+  void Postprocess(const SchedulerOutput& plan, const std::vector<SampleResult>& results,
+                   std::vector<RequestOutput>* outs);
   void FailStep(const SchedulerOutput& plan, const Status& status, std::vector<RequestOutput>* outs);
-  // Ends one completion: frees blocks, fills usage/times into *out.
+  // Ends one completion: drops its pending tokens, frees blocks, fills usage/times.
   void FinishSequence(Sequence* seq, FinishReason reason, RequestOutput* out);
+  // Forgets a finished request; a step in flight may still point at its sequences.
+  void Retire(const std::string& id);
   RequestState* StateOf(const Sequence* seq);
 
   ModelRunner& runner_;
@@ -114,12 +144,9 @@ class EngineCore {
     int64_t count = 0;
   };
   std::vector<PromptRows> prompt_rows_;
+  std::vector<RowSampling> rows_;      // per sampled row of batch_
   std::vector<float> logits_, scratch_;
-  // Steps whose every sampled row is plain greedy (no processors, no prompt logprobs)
-  // ask the runner for the argmax and its log-probabilities only (ForwardGreedy): on a
-  // GPU that keeps the vocabulary-sized logits off the host.
-  bool greedy_step_ = false;
-  std::vector<SampleResult> greedy_;
+  std::deque<Flight> flights_;         // launched, oldest first; at most 1 between Steps
 };
 
 }  // namespace tide

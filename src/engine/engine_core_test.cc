@@ -389,8 +389,9 @@ TEST(EngineCoreTest, ParallelSamplingWithoutPrefixCachingComputesThePromptOnce) 
 
 TEST(EngineCoreTest, CancellingAnNRequestInEveryStateFreesExactlyItsBlocks) {
   // "other" runs ahead of the n=4 request and never waits on it, so a twin core running
-  // "other" alone holds exactly the blocks that must remain after the cancel.
-  FakeModelRunner fake;
+  // "other" alone holds exactly the blocks that must remain after the cancel. A runner
+  // serves one core at a time (steps may be in flight in it), so the twin has its own.
+  FakeModelRunner fake, twin_fake;
   EngineOptions o = SmallOptions();
   o.enable_prefix_caching = false;
   o.max_num_batched_tokens = 16;  // the n request's 21-token prompt is chunked
@@ -399,7 +400,7 @@ TEST(EngineCoreTest, CancellingAnNRequestInEveryStateFreesExactlyItsBlocks) {
   Request r = MakeRequest("n4", RandomPrompt(rng, 21), 12, /*seed=*/300);
   r.sampling.n = 4;
   for (int steps = 0; steps <= 13; ++steps) {
-    auto core = MakeCore(fake, o), twin = MakeCore(fake, o);
+    auto core = MakeCore(fake, o), twin = MakeCore(twin_fake, o);
     ASSERT_TRUE(core->AddRequest(other, 0).ok());
     ASSERT_TRUE(core->AddRequest(r, 0).ok());
     ASSERT_TRUE(twin->AddRequest(other, 0).ok());

@@ -22,6 +22,10 @@ struct EngineOptions {
   int64_t max_num_batched_tokens = 2048;   // --max-num-batched-tokens: tokens per step
   bool enable_chunked_prefill = true;
   int64_t max_model_len = 0;               // --max-model-len; 0 = the model's context
+  // --async-scheduling: step n+1 is scheduled and launched before step n's samples are
+  // collected (one step queued behind the running one); outputs are identical either
+  // way (docs/architecture.md, engine). Off: every step runs to the end before the next.
+  bool async_scheduling = true;
   // ---- admission (Engine::Submit)
   int64_t max_pending_requests = 4096;     // live requests; beyond -> kResourceExhausted
 };

@@ -10,6 +10,10 @@ bool NeedsLogitsProcessing(const SamplingParams& p, int64_t num_output) {
          p.presence_penalty != 0.f || p.frequency_penalty != 0.f;
 }
 
+bool NeedsTokenHistory(const SamplingParams& p) {
+  return p.repetition_penalty != 1.f || p.presence_penalty != 0.f || p.frequency_penalty != 0.f;
+}
+
 void ProcessLogits(const SamplingParams& p, std::span<const int32_t> prompt, std::span<const int32_t> output,
                    std::span<const int32_t> eos_ids, float* logits, int64_t vocab) {
   for (const auto& [id, bias] : p.logit_bias) logits[id] += bias;

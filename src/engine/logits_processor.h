@@ -18,6 +18,9 @@ namespace tide {
 
 // Whether ProcessLogits would change anything for a sequence with num_output outputs.
 [[nodiscard]] bool NeedsLogitsProcessing(const SamplingParams& p, int64_t num_output);
+// Whether ProcessLogits reads the values of the prompt and output tokens (the penalties),
+// not only how many outputs there are: such a row needs every earlier token known.
+[[nodiscard]] bool NeedsTokenHistory(const SamplingParams& p);
 
 // REQUIRES: every id in p.logit_bias and p.stop_token_ids is in [0, vocab) (checked at
 // submission). `logits` is one row of `vocab` floats, modified in place.

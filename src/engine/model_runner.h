@@ -2,11 +2,19 @@
 // hands it one ForwardBatch per step; it owns the KV cache storage. The real runner
 // wraps Model::Forward (MakeModelRunner); tests use engine/fake_model_runner.h.
 //
+// Two ways to run a step: Forward (blocks; the logits come to the host) and Launch /
+// Collect (the step is queued and its rows are sampled by the runner, so only the
+// sampled ids and log-probabilities come back, and the engine prepares the next step
+// while this one runs). The defaults of Launch / Collect run synchronously through
+// Forward and the host sampler, so every runner supports both.
+//
 // Thread-safety: called only from the engine thread.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "backend/exec.h"
@@ -18,6 +26,28 @@
 namespace tide {
 
 class Model;
+
+// How one logit row of a launched step is sampled: exactly what the host path does with
+// the row's logits (engine/logits_processor.h, then engine/sampler.h).
+struct RowSampling {
+  const SamplingParams* sampler = nullptr;  // temperature, top_k/p, min_p, seed, logprobs, top_logprobs
+  uint64_t position = 0;                    // index of the output token being sampled (the RNG counter)
+  // Logits processing (ProcessLogits) when `process`: `request` holds the bias, min_tokens,
+  // penalties, stop ids and ignore_eos; `output.size()` outputs precede this one. The
+  // last entries of `output` may be pending tokens (kPendingToken) unless the request
+  // has penalties (NeedsTokenHistory): the engine runs such rows only with every token
+  // known. Spans are valid during Launch only.
+  bool process = false;
+  const SamplingParams* request = nullptr;
+  std::span<const int32_t> prompt, output, eos_ids;
+};
+
+// The value of a token the engine has asked for but not yet seen (a pending sample).
+inline constexpr int32_t kPendingToken = -1;
+
+// What the host sampler returns for one row: ProcessLogits (when row.process) on a copy of
+// `raw`, then Sample(processed, raw, vocab, *row.sampler, row.position).
+SampleResult SampleRow(const float* raw, int64_t vocab, const RowSampling& row, std::vector<float>* scratch);
 
 class ModelRunner {
  public:
@@ -48,6 +78,31 @@ class ModelRunner {
   // these numbers from the GPU.
   [[nodiscard]] virtual Status ForwardGreedy(const ForwardBatch& batch, int top_logprobs,
                                              std::vector<SampleResult>* out);
+
+  // ---- asynchronous steps
+  // Queues one step whose logit rows are all sampled: rows[r] says how row r
+  // (batch.logit_rows order) is sampled. A token with batch.prev_sample_row[i] = r >= 0
+  // is the one row r of the previously launched step samples (resolved by the runner, on
+  // the device where there is one). At most two steps are launched and not collected.
+  // Errors: kInvalidArgument for a bad batch, rows.size() != logit_rows.size() or a
+  // prev_sample_row outside the previous step's rows; kFailedPrecondition with two steps
+  // already in flight; backend failures. A failed Launch queues nothing (the previous
+  // launched step stays the one prev_sample_row refers to).
+  // The default runs the step now: Forward, then SampleRow on the host.
+  [[nodiscard]] virtual Status Launch(const ForwardBatch& batch, std::span<const RowSampling> rows);
+  // Waits for the oldest launched, uncollected step and moves its results into *out, one
+  // per row, as SampleRow returns them (top may hold more entries than the row asked for;
+  // logprob and top are filled when the row asked for either). kFailedPrecondition when
+  // nothing is in flight; a device fault of that step (kInternal).
+  [[nodiscard]] virtual Status Collect(std::vector<SampleResult>* out);
+
+ private:
+  // The default Launch / Collect: finished steps, oldest first, and the ids of the last
+  // launched step (what the next prev_sample_row refers to).
+  std::deque<std::vector<SampleResult>> host_done_;
+  std::vector<int32_t> host_last_ids_;
+  ForwardBatch host_resolved_;
+  std::vector<float> host_logits_, host_scratch_;
 };
 
 // A runner over a loaded Model on `ctx`. REQUIRES: model and ctx.pool outlive it.

@@ -1,14 +1,20 @@
-// ModelRunner::ForwardGreedy against the host sampler: for every logit row the token,
-// its logprob and the top logprobs equal what Sample() picks from Forward's logits
-// with temperature 0 (ties to the lowest id). On the CPU (the base implementation) and
-// on CUDA (the op on the device, decode steps through CUDA graphs); the CUDA case skips,
-// saying why, without a GPU.
+// ModelRunner::ForwardGreedy and Launch / Collect against the host sampler: for every
+// logit row the token, its logprob and the top logprobs equal what Sample() picks from
+// Forward's logits (greedy: ties to the lowest id). Launch / Collect run two steps in
+// flight, the decode steps reading their input tokens from the previous step's samples
+// (prev_sample_row). And the engine with async scheduling against the synchronous
+// engine: identical completions. On the CPU (the base implementation) and on CUDA (the
+// op on the device, the token gather on the device, decode steps through CUDA graphs);
+// the CUDA cases skip, saying why, without a GPU.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <vector>
 
 #include "backend/device_memory.h"
+#include "engine/engine_core.h"
 #include "engine/model_runner.h"
+#include "engine/offline.h"
 #include "engine/sampler.h"
 #include "model/model.h"
 
@@ -88,15 +94,171 @@ void ExpectGreedyMatchesSampler(const ExecContext& ctx) {
   EXPECT_FALSE(runner->ForwardGreedy(Steps(vocab)[1], 21, &got).ok());
 }
 
+void ExpectSameAsHost(const SampleResult& got, const SampleResult& want, const std::string& what) {
+  EXPECT_EQ(got.token, want.token) << what;
+  EXPECT_NEAR(got.logprob, want.logprob, 1e-6) << what;
+  ASSERT_GE(got.top.size(), want.top.size()) << what;
+  for (size_t j = 0; j < want.top.size(); ++j) {
+    EXPECT_EQ(got.top[j].id, want.top[j].id) << what << " top " << j;
+    EXPECT_NEAR(got.top[j].logprob, want.top[j].logprob, 1e-6) << what << " top " << j;
+  }
+}
+
+// Launch / Collect with two steps in flight: each decode step's tokens are the previous
+// step's samples, given only as prev_sample_row. Checked row by row against Forward of
+// the same batch with those tokens written in, sampled on the host. `mixed`: one row
+// samples with temperature (the host path inside Launch), else all rows are greedy (the
+// device op on CUDA).
+void ExpectLaunchMatchesHost(const ExecContext& ctx, bool mixed) {
+  auto model = Model::Load("tests/golden/llama");
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  ASSERT_TRUE((*model)->PlaceOn(ctx).ok());
+  std::unique_ptr<ModelRunner> runner = MakeModelRunner(**model, ctx);
+  ASSERT_TRUE(runner->AllocateKvCache(16, 16).ok());
+  const int64_t vocab = runner->config().vocab_size;
+  SamplingParams greedy, hot;
+  greedy.temperature = 0.f;
+  greedy.logprobs = true;
+  greedy.top_logprobs = 5;
+  hot.temperature = 0.9f;
+  hot.seed = 77;
+  hot.logprobs = true;
+  hot.top_logprobs = 2;
+  std::vector<ForwardBatch> steps = Steps(vocab);
+  for (size_t k = 1; k < steps.size(); ++k) steps[k].prev_sample_row = {0, 1, 2};
+  auto rows_of = [&](size_t k) {
+    std::vector<RowSampling> rows(3);
+    for (size_t r = 0; r < 3; ++r) {
+      rows[r].sampler = mixed && r == 1 ? &hot : &greedy;
+      rows[r].position = k;
+    }
+    return rows;
+  };
+  std::vector<std::vector<SampleResult>> got(steps.size());
+  // Launch k+1 before collecting k: the runner resolves k+1's tokens itself.
+  ASSERT_TRUE(runner->Launch(steps[0], rows_of(0)).ok());
+  for (size_t k = 0; k < steps.size(); ++k) {
+    if (k + 1 < steps.size()) {
+      const Status s = runner->Launch(steps[k + 1], rows_of(k + 1));
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+    const Status s = runner->Collect(&got[k]);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_EQ(got[k].size(), 3u);
+  }
+  std::vector<SampleResult> none;
+  EXPECT_EQ(runner->Collect(&none).code(), StatusCode::kFailedPrecondition);
+  // The host reference: the same batches with the sampled tokens written in (each step
+  // again writes the same K/V as before, so every step sees one cache).
+  std::vector<float> logits, scratch;
+  for (size_t k = 0; k < steps.size(); ++k) {
+    ForwardBatch b = steps[k];
+    if (k > 0) {
+      for (size_t r = 0; r < 3; ++r) b.tokens[r] = got[k - 1][r].token;
+      b.prev_sample_row.clear();
+    }
+    const Status s = runner->Forward(b, &logits);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    const std::vector<RowSampling> rows = rows_of(k);
+    for (size_t r = 0; r < 3; ++r) {
+      const SampleResult want = SampleRow(logits.data() + r * static_cast<size_t>(vocab), vocab, rows[r], &scratch);
+      ExpectSameAsHost(got[k][r], want, "step " + std::to_string(k) + " row " + std::to_string(r));
+    }
+  }
+  // A prev_sample_row past the previous step's rows is refused before any work.
+  ForwardBatch bad = steps[1];
+  bad.prev_sample_row = {0, 1, 3};
+  EXPECT_EQ(runner->Launch(bad, rows_of(1)).code(), StatusCode::kInvalidArgument);
+}
+
+// Six requests of equal prompt length and max_tokens, EOS ignored: every step holds the
+// same sequences in both modes, so even kernels that are not batch-invariant see the
+// same batches and the completions must agree bit for bit.
+void ExpectAsyncEngineMatchesSync(const ExecContext& ctx) {
+  auto model = Model::Load("tests/golden/llama");
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  ASSERT_TRUE((*model)->PlaceOn(ctx).ok());
+  const int64_t vocab = (*model)->config().vocab_size;
+  std::vector<Request> reqs;
+  for (int i = 0; i < 6; ++i) {
+    Request r;
+    r.id = "r" + std::to_string(i);
+    for (int j = 0; j < 9; ++j) r.prompt.push_back(static_cast<int32_t>((i * 37 + j * 11 + 5) % vocab));
+    r.sampling.max_tokens = 12;
+    r.sampling.ignore_eos = true;
+    r.sampling.temperature = i % 3 == 2 ? 0.8f : 0.f;
+    r.sampling.seed = 1000 + static_cast<uint64_t>(i);
+    r.sampling.logprobs = true;
+    r.sampling.top_logprobs = i % 2 ? 3 : 0;
+    reqs.push_back(std::move(r));
+  }
+  for (bool all_greedy : {true, false}) {
+    std::map<bool, std::vector<Completion>> out;
+    for (bool async : {false, true}) {
+      std::unique_ptr<ModelRunner> runner = MakeModelRunner(**model, ctx);
+      EngineOptions o;
+      o.num_kv_blocks = 64;
+      o.block_size = 16;
+      o.max_model_len = 64;
+      o.async_scheduling = async;
+      auto core = EngineCore::Create(*runner, nullptr, o);
+      ASSERT_TRUE(core.ok()) << core.status().ToString();
+      std::vector<Request> run = reqs;
+      if (all_greedy)
+        for (Request& r : run) r.sampling.temperature = 0.f;
+      auto done = RunToCompletion(**core, run);
+      ASSERT_TRUE(done.ok()) << done.status().ToString();
+      out[async] = std::move(*done);
+    }
+    ASSERT_EQ(out[false].size(), out[true].size());
+    for (size_t i = 0; i < out[false].size(); ++i) {
+      const Completion &s = out[false][i], &a = out[true][i];
+      const std::string what = s.request_id + (all_greedy ? " (all greedy)" : " (mixed)");
+      EXPECT_EQ(s.token_ids.size(), 12u) << what;
+      EXPECT_EQ(s.token_ids, a.token_ids) << what;
+      EXPECT_EQ(s.finish_reason, a.finish_reason) << what;
+      EXPECT_EQ(s.usage.completion_tokens, a.usage.completion_tokens) << what;
+      ASSERT_EQ(s.logprobs.size(), a.logprobs.size()) << what;
+      for (size_t t = 0; t < s.logprobs.size(); ++t) {
+        EXPECT_EQ(s.logprobs[t].logprob, a.logprobs[t].logprob) << what << " token " << t;
+        ASSERT_EQ(s.logprobs[t].top.size(), a.logprobs[t].top.size()) << what;
+        for (size_t j = 0; j < s.logprobs[t].top.size(); ++j)
+          EXPECT_EQ(s.logprobs[t].top[j].id, a.logprobs[t].top[j].id) << what << " token " << t;
+      }
+    }
+  }
+}
+
+bool SkipWithoutCuda() {
+  std::string why;
+  if (CudaAvailable(&why)) return false;
+  std::printf("skipping: %s\n", why.c_str());
+  return true;
+}
+
 TEST(ModelRunnerGreedyTest, CpuMatchesSampler) { ExpectGreedyMatchesSampler(ExecContext{}); }
 
 TEST(ModelRunnerGreedyTest, CudaMatchesSampler) {
-  std::string why;
-  if (!CudaAvailable(&why)) {
-    std::printf("skipping: %s\n", why.c_str());
-    GTEST_SKIP() << "no usable CUDA device: " << why;
-  }
+  if (SkipWithoutCuda()) GTEST_SKIP() << "no usable CUDA device";
   ExpectGreedyMatchesSampler(ExecContext{.device = DeviceKind::kCuda});
+}
+
+TEST(ModelRunnerGreedyTest, CpuLaunchWithPendingTokensMatchesHost) {
+  ExpectLaunchMatchesHost(ExecContext{}, /*mixed=*/false);
+  ExpectLaunchMatchesHost(ExecContext{}, /*mixed=*/true);
+}
+
+TEST(ModelRunnerGreedyTest, CudaLaunchWithPendingTokensMatchesHost) {
+  if (SkipWithoutCuda()) GTEST_SKIP() << "no usable CUDA device";
+  ExpectLaunchMatchesHost(ExecContext{.device = DeviceKind::kCuda}, /*mixed=*/false);
+  ExpectLaunchMatchesHost(ExecContext{.device = DeviceKind::kCuda}, /*mixed=*/true);
+}
+
+TEST(ModelRunnerGreedyTest, CpuAsyncEngineMatchesSync) { ExpectAsyncEngineMatchesSync(ExecContext{}); }
+
+TEST(ModelRunnerGreedyTest, CudaAsyncEngineMatchesSync) {
+  if (SkipWithoutCuda()) GTEST_SKIP() << "no usable CUDA device";
+  ExpectAsyncEngineMatchesSync(ExecContext{.device = DeviceKind::kCuda});
 }
 
 }  // namespace

@@ -94,6 +94,8 @@ SchedulerOutput Scheduler::Schedule() {
   const std::vector<Sequence*> running = running_;  // Reserve may preempt from running_
   for (Sequence* s : running) {
     if (s->status != SequenceStatus::kRunning || s->num_uncomputed() != 1) continue;
+    // Its last output is pending: computing past it would sample beyond max_tokens.
+    if (s->num_pending_tokens > 0 && s->num_output_tokens() >= s->max_tokens) continue;
     if (Reserve(s, s->num_tokens(), scheduled, &out)) schedule(s, 1);
   }
   // 2. Running prefills, chunked to the remaining budget.
@@ -121,6 +123,10 @@ SchedulerOutput Scheduler::Schedule() {
     Sequence* s = waiting_[i];
     if (s->leader && !s->leader->prompt_computed && !s->leader->is_finished()) {
       ++i;  // an n>1 sibling: wait for the leader's prompt blocks, without blocking others
+      continue;
+    }
+    if (s->num_pending_tokens > 0) {
+      ++i;  // preempted with a sample in flight: its tokens are not all known yet
       continue;
     }
     Sequence* worst = running_.empty() ? nullptr : running_.back();
@@ -209,9 +215,14 @@ void Scheduler::OnStepComputed(const SchedulerOutput& out) {
     s->num_computed_tokens += ss.num_new_tokens;
     TIDE_CHECK_LE(s->num_computed_tokens, s->num_tokens());
     if (s->num_computed_tokens >= s->num_prompt_tokens) s->prompt_computed = true;
-    pool_.RegisterFullBlocks(s->block_table, s->tokens, s->num_computed_tokens / pool_.block_size(), s->cache_salt,
-                             &s->block_hashes);
+    RegisterComputedBlocks(s);
   }
+}
+
+void Scheduler::RegisterComputedBlocks(Sequence* s) {
+  if (s->block_table.empty()) return;
+  const int64_t known = std::min(s->num_computed_tokens, s->num_tokens() - s->num_pending_tokens);
+  pool_.RegisterFullBlocks(s->block_table, s->tokens, known / pool_.block_size(), s->cache_salt, &s->block_hashes);
 }
 
 void Scheduler::Finish(Sequence* seq, SequenceStatus status) {

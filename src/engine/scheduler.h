@@ -25,6 +25,9 @@
 //               planned for this step — until it fits or nobody worse runs.
 //   n > 1       siblings wait for the leader's prompt, then reference its full prompt
 //               blocks (prefix index hit, or the leader's blocks directly).
+//   pending     (async scheduling) a running sequence whose outputs, pending included,
+//               reached max_tokens is not scheduled; a waiting (preempted) sequence with
+//               a pending token is not admitted until that token is known.
 #pragma once
 
 #include <cstdint>
@@ -69,9 +72,14 @@ class Scheduler {
   // Plans one step (see the policy above). Never fails: an empty output means nothing
   // can run (no sequences, or only n>1 siblings waiting for their leader).
   SchedulerOutput Schedule();
-  // After the step's forward pass: advances num_computed_tokens and registers the
-  // sequences' newly full blocks in the prefix cache.
+  // After the step is run (or launched: later work on the device is ordered after it):
+  // advances num_computed_tokens and registers the sequences' newly full blocks in the
+  // prefix cache (RegisterComputedBlocks).
   void OnStepComputed(const SchedulerOutput& out);
+  // Registers seq's full computed blocks whose tokens are all known (none pending) and
+  // not yet registered; nothing for a sequence without blocks. The engine calls it again
+  // once a pending token is known.
+  void RegisterComputedBlocks(Sequence* seq);
   // Ends a sequence in any state: sets `status` (a finished one), releases its blocks
   // and removes it from the queues. The caller keeps ownership. Idempotent.
   void Finish(Sequence* seq, SequenceStatus status);

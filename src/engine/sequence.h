@@ -37,7 +37,13 @@ struct Sequence {
   SamplingParams sampler;        // the sampling fields only, seed = request seed + index
   int64_t max_tokens = 0;        // effective: min(sampling.max_tokens, max_model_len - prompt)
 
-  std::vector<int32_t> tokens;   // prompt, then outputs
+  std::vector<int32_t> tokens;   // prompt, then outputs (the last num_pending_tokens pending)
+  // Async scheduling (docs/architecture.md, engine): outputs sampled by a launched step
+  // whose result is not collected yet sit at the end of `tokens` as kPendingToken (at
+  // most 2). pending_row is the logit row of the last launched step that samples the
+  // last of them: the next step reads its input token from there on the device.
+  int num_pending_tokens = 0;
+  int32_t pending_row = -1;
   int64_t num_prompt_tokens = 0;
   int64_t num_computed_tokens = 0;  // leading tokens whose K/V are in the cache
   int64_t num_cached_tokens = 0;    // prompt tokens the prefix cache served at first admission
@@ -73,6 +79,8 @@ struct Sequence {
 
   [[nodiscard]] int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
   [[nodiscard]] int64_t num_output_tokens() const { return num_tokens() - num_prompt_tokens; }
+  // Outputs whose value is known on the host (what has been emitted).
+  [[nodiscard]] int64_t num_known_output_tokens() const { return num_output_tokens() - num_pending_tokens; }
   [[nodiscard]] int64_t num_blocks() const { return static_cast<int64_t>(block_table.size()); }
   // Tokens still to compute before the next sample (1 when decoding).
   [[nodiscard]] int64_t num_uncomputed() const { return num_tokens() - num_computed_tokens; }
