@@ -236,7 +236,7 @@ void EngineCore::Step(std::vector<RequestOutput>* outs) {
   SchedulerOutput plan = scheduler_.Schedule();
   if (plan.empty()) return DrainFlights(outs);  // nothing new: finish what is in flight
   const bool on_host = NeedsHostLogits(plan);
-  if (on_host || !opt_.async_scheduling) {
+  if (on_host || !opt_.async_scheduling || NeedsPendingHistory(plan)) {
     // This step must see every token: collect the one in flight first. Sequences it
     // finishes leave the plan (their blocks are free again, and nothing was allocated
     // since, so the rest of the plan still holds).
@@ -264,10 +264,14 @@ void EngineCore::Step(std::vector<RequestOutput>* outs) {
 }
 
 bool EngineCore::NeedsHostLogits(const SchedulerOutput& plan) const {
-  for (const ScheduledSequence& ss : plan.scheduled) {
+  for (const ScheduledSequence& ss : plan.scheduled)
     if (ss.seq->needs_prompt_logprobs()) return true;
-    if (ss.samples && NeedsTokenHistory(*ss.seq->sampling)) return true;
-  }
+  return false;
+}
+
+bool EngineCore::NeedsPendingHistory(const SchedulerOutput& plan) const {
+  for (const ScheduledSequence& ss : plan.scheduled)
+    if (ss.samples && ss.seq->num_pending_tokens > 0 && NeedsTokenHistory(*ss.seq->sampling)) return true;
   return false;
 }
 

@@ -104,9 +104,11 @@ class EngineCore {
     std::vector<std::unique_ptr<RequestState>> keep_alive;
   };
 
-  // The step needs its logits on the host: prompt logprobs, or a penalty that reads the
-  // tokens (the last of which may be pending).
+  // The step needs its logits on the host: prompt logprobs.
   bool NeedsHostLogits(const SchedulerOutput& plan) const;
+  // A sampled row's processing reads the tokens (penalties) and its last one is pending:
+  // the step in flight must be collected before this one is launched.
+  bool NeedsPendingHistory(const SchedulerOutput& plan) const;
   // Removes sequences that finished since `plan` was made (after a drain).
   static void DropFinished(SchedulerOutput* plan);
   void BuildBatch(const SchedulerOutput& plan);
