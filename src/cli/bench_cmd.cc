@@ -1,6 +1,8 @@
 // tide bench forward: engine-level prefill and decode speed, each as a fraction of the
 // machine limit measured in the same run (memory read bandwidth for decode, FMA peak
-// for prefill; with --device cuda, the GPU's read bandwidth and bf16 GEMM rate).
+// for prefill; with --device cuda, the GPU's read bandwidth and bf16 GEMM rate);
+// --trace-overhead then traces a few more decode steps per batch with CUPTI (GPU busy
+// time vs step wall time: bench/decode_overhead.h).
 // tide bench offline: the engine under a batch of requests submitted at once
 // (continuous batching across --max-num-seqs values; prefix cache off/on).
 // tide bench serve: an HTTP load generator for any OpenAI-compatible server (src/bench/).
@@ -8,6 +10,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <deque>
+#include <map>
 #include <sstream>
 
 #include "backend/cpu/thread_pool.h"
@@ -15,6 +19,7 @@
 #include "backend/device_memory.h"
 #include "base/file.h"
 #include "base/rng.h"
+#include "bench/decode_overhead.h"
 #include "bench/machine_limits.h"
 #include "bench/serve_cli.h"
 #include "cli/commands.h"
@@ -47,6 +52,7 @@ struct BenchArgs {
   int threads = 0;
   std::string device = "cpu";
   int prefill_chunk = 0;  // tokens per engine step; 0 = 512 on CPU, 8192 on CUDA
+  bool trace_overhead = false;
 };
 
 // The runner under test, timing its decode forwards (a step with one token per
@@ -80,11 +86,32 @@ class TimedRunner final : public ModelRunner {
     }
     return s;
   }
+  // The engine's usual path (async scheduling, rows sampled by the runner). A decode
+  // step launched with nothing else in flight is timed from Launch to its Collect; under
+  // async scheduling a step is queued behind the running one, so none is.
+  Status Launch(const ForwardBatch& batch, std::span<const RowSampling> rows) override {
+    const double t0 = EngineClock();
+    Status s = inner_->Launch(batch, rows);
+    if (s.ok()) launched_.push_back({batch.num_tokens() == batch.num_seqs() && launched_.empty(), t0});
+    return s;
+  }
+  Status Collect(std::vector<SampleResult>* out) override {
+    Status s = inner_->Collect(out);
+    if (!launched_.empty()) {
+      if (launched_.front().first) {
+        decode_seconds += EngineClock() - launched_.front().second;
+        ++decode_steps;
+      }
+      launched_.pop_front();
+    }
+    return s;
+  }
   double decode_seconds = 0;
   int64_t decode_steps = 0;
 
  private:
   std::unique_ptr<ModelRunner> inner_;
+  std::deque<std::pair<bool, double>> launched_;  // (timed, launch time) per step in flight
 };
 
 Result<std::string> BenchModelPath(const BenchArgs& a) {
@@ -129,6 +156,15 @@ Status Run(const BenchArgs& a) {
   }
   if (a.device != "cpu" && a.device != "cuda") return InvalidArgument("--device must be cpu or cuda, got " + a.device);
   const bool gpu = a.device == "cuda";
+  std::unique_ptr<cuda::KernelTracer> tracer;
+  if (a.trace_overhead) {
+    // Before anything slow: a build or machine without CUPTI fails here.
+    Result<std::unique_ptr<cuda::KernelTracer>> t = cuda::KernelTracer::Create();
+    if (!t.ok()) return t.status().WithContext("--trace-overhead");
+    if (!gpu) return InvalidArgument("--trace-overhead needs --device cuda");
+    tracer = std::move(*t);
+    std::fprintf(stderr, "[tide] --trace-overhead: %s\n", tracer->library().c_str());
+  }
   if (gpu) {
     std::string why;
     if (!CudaAvailable(&why)) return Unimplemented("--device cuda: " + why);
@@ -174,26 +210,38 @@ Status Run(const BenchArgs& a) {
               "of floor", "bound");
   if (gpu) std::printf(" | %12s %10s %9s", "forward tok/s", "of floor", "ms/step");
   std::printf("\n");
-  for (int bsz : batches) {
+  // bsz random prompts, each decoding `new_tokens` tokens.
+  auto make_requests = [&](int bsz, int new_tokens) {
     std::vector<Request> reqs(static_cast<size_t>(bsz));
     Rng rng(static_cast<uint64_t>(bsz));
-    for (auto& r : reqs) {
+    for (size_t k = 0; k < reqs.size(); ++k) {
+      Request& r = reqs[k];
+      r.id = std::to_string(k);
       for (int i = 0; i < a.prompt_len; ++i) r.prompt.push_back(static_cast<int32_t>(rng.NextU64() % static_cast<uint64_t>(c.vocab_size)));
-      r.sampling.max_tokens = a.decode_steps + 1;
+      r.sampling.max_tokens = new_tokens;
       r.sampling.ignore_eos = true;
       r.sampling.temperature = 0.f;
     }
-    // Every request at once through the engine: prefill in chunks of the step budget,
-    // then all decode together (prefix caching off: the prompts are random anyway). The
-    // CUDA default is vLLM's offline step budget (8192): a GPU prefills a 4k prompt in one
-    // step, and 512-row GEMMs would leave its tensor cores a third idle.
+    return reqs;
+  };
+  // Every request at once through the engine: prefill in chunks of the step budget,
+  // then all decode together (prefix caching off: the prompts are random anyway). The
+  // CUDA default is vLLM's offline step budget (8192): a GPU prefills a 4k prompt in one
+  // step, and 512-row GEMMs would leave its tensor cores a third idle.
+  auto engine_options = [&](int bsz, int new_tokens) {
     const int chunk = a.prefill_chunk > 0 ? a.prefill_chunk : a.device == "cuda" ? 8192 : 512;
     EngineOptions eo;
     eo.enable_prefix_caching = false;
     eo.max_num_seqs = bsz;
     eo.max_num_batched_tokens = std::max(chunk, bsz);
-    eo.max_model_len = a.prompt_len + a.decode_steps + 1;
+    eo.max_model_len = a.prompt_len + new_tokens;
     eo.num_kv_blocks = int64_t{bsz} * ((eo.max_model_len + eo.block_size - 1) / eo.block_size);
+    return eo;
+  };
+  std::map<int, double> untraced_step_ms;  // batch -> engine decode step of the timed run
+  for (int bsz : batches) {
+    const std::vector<Request> reqs = make_requests(bsz, a.decode_steps + 1);
+    const EngineOptions eo = engine_options(bsz, a.decode_steps + 1);
     auto runner = std::make_unique<TimedRunner>(MakeModelRunner(*model, ctx));
     ASSIGN_OR_RETURN(std::unique_ptr<EngineCore> core, EngineCore::Create(*runner, nullptr, eo));
     std::vector<Request> engine_reqs;
@@ -240,7 +288,11 @@ Status Run(const BenchArgs& a) {
                 decode_tps, 100 * decode_frac, mem_s >= fma_s ? "mem" : "fma");
     if (gpu) {
       const double fwd_s = runner->decode_seconds / static_cast<double>(std::max<int64_t>(runner->decode_steps, 1));
-      std::printf(" | %12.1f %9.1f%% %9.3f", bsz / fwd_s, 100 * step_bytes / fwd_s / lim.mem_read_bytes_per_s, 1e3 * fwd_s);
+      if (runner->decode_steps > 0)
+        std::printf(" | %12.1f %9.1f%% %9.3f", bsz / fwd_s, 100 * step_bytes / fwd_s / lim.mem_read_bytes_per_s, 1e3 * fwd_s);
+      else
+        std::printf(" | %12s %10s %9s", "-", "-", "-");
+      untraced_step_ms[bsz] = 1e3 * step_s;
     }
     std::printf("\n");
     std::fflush(stdout);
@@ -252,12 +304,43 @@ Status Run(const BenchArgs& a) {
   if (gpu) {
     std::printf("decode floor = the slower of (weight bytes + KV bytes read) per step / measured read bandwidth "
                 "(bound: mem) and the step's FLOPs / measured bf16 GEMM rate (bound: fma); prefill peak = "
-                "measured bf16 GEMM rate (cuBLASLt); decode = engine step (GPU forward + host sampling), forward = "
-                "the model step alone (GPU work, logits to the host)\n");
+                "measured bf16 GEMM rate (cuBLASLt); decode = engine step (GPU forward + sampling), forward = "
+                "the model step alone, launch to samples on the host (\"-\" under async scheduling, where every "
+                "step is queued behind the running one)\n");
   } else {
     std::printf("decode floor = the slower of (weight bytes + KV bytes read) per step / measured bandwidth "
                 "(bound: mem) and the step's FLOPs / measured f32 FMA rate (bound: fma); "
                 "prefill peak = measured f32 FMA rate\n");
+  }
+  if (tracer) {
+    // After every timed row, so CUPTI never runs under the timed figures; on for the
+    // whole pass (see kernel_trace.h on enable/disable cycles).
+    const bench::DecodeOverheadOptions to;
+    RETURN_IF_ERROR(tracer->Start());
+    std::printf("decode step overhead (GPU activity from CUPTI; %d decode steps per batch after %d warm-up ones, "
+                "traced after the timed runs; host = before the first + after the last activity; model step with "
+                "async scheduling off, engine step both ways):\n",
+                to.traced_steps, to.warmup_steps);
+    for (int bsz : batches) {
+      // Enough tokens that no sequence finishes before the traced steps end, though the
+      // first ones decode while the last prefill (mixed steps).
+      const int chunk = a.prefill_chunk > 0 ? a.prefill_chunk : 8192;
+      const int prefill_steps = static_cast<int>((int64_t{bsz} * a.prompt_len + chunk - 1) / chunk) + 1;
+      const int new_tokens = prefill_steps + to.warmup_steps + to.traced_steps + 3;
+      bench::DecodeOverhead mode[2];
+      for (const bool async : {false, true}) {
+        EngineOptions eo = engine_options(bsz, new_tokens);
+        eo.async_scheduling = async;
+        std::unique_ptr<ModelRunner> runner = MakeModelRunner(*model, ctx);
+        ASSIGN_OR_RETURN(mode[async], bench::TraceDecodeOverhead(*runner, eo, make_requests(bsz, new_tokens), *tracer, to));
+      }
+      std::printf("batch %-4d model step (sync):   %s\n", bsz, bench::FormatStepOverhead(mode[0].model_step).c_str());
+      std::printf("%-10s engine step (sync):  %s\n", "", bench::FormatStepOverhead(mode[0].engine_step).c_str());
+      std::printf("%-10s engine step (async): %s; untraced %.3f ms\n", "",
+                  bench::FormatStepOverhead(mode[1].engine_step).c_str(), untraced_step_ms[bsz]);
+      std::fflush(stdout);
+    }
+    RETURN_IF_ERROR(tracer->Stop());
   }
   return OkStatus();
 }
@@ -404,6 +487,8 @@ void AddBenchCommand(CLI::App& app) {
   fwd->add_option("--max-num-batched-tokens", a->prefill_chunk,
                   "Tokens per engine step while prefilling; 0 = 512 on cpu, 8192 on cuda")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
+  fwd->add_flag("--trace-overhead", a->trace_overhead,
+                "CUDA: then trace more decode steps with CUPTI and print GPU busy vs step wall time (target: overhead <= 5%)");
   fwd->callback([a] {
     Status s = Run(*a);
     if (!s.ok()) {
