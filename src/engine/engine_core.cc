@@ -228,11 +228,21 @@ bool EngineCore::Abort(const std::string& id, std::vector<RequestOutput>* outs) 
 void EngineCore::Retire(const std::string& id) {
   auto it = requests_.find(id);
   TIDE_CHECK(it != requests_.end());
-  if (!flights_.empty()) flights_.back().keep_alive.push_back(std::move(it->second));
+  if (!flights_.empty()) {
+    flights_.back().keep_alive.push_back(std::move(it->second));
+  } else {
+    retired_.push_back(std::move(it->second));  // a plan of this Step may still point at it
+  }
   requests_.erase(it);
 }
 
 void EngineCore::Step(std::vector<RequestOutput>* outs) {
+  retired_.clear();
+  StepOnce(outs);
+  retired_.clear();
+}
+
+void EngineCore::StepOnce(std::vector<RequestOutput>* outs) {
   SchedulerOutput plan = scheduler_.Schedule();
   if (plan.empty()) return DrainFlights(outs);  // nothing new: finish what is in flight
   const bool on_host = NeedsHostLogits(plan);

@@ -123,8 +123,10 @@ class EngineCore {
   void FailStep(const SchedulerOutput& plan, const Status& status, std::vector<RequestOutput>* outs);
   // Ends one completion: drops its pending tokens, frees blocks, fills usage/times.
   void FinishSequence(Sequence* seq, FinishReason reason, RequestOutput* out);
-  // Forgets a finished request; a step in flight may still point at its sequences.
+  // Forgets a finished request; a step in flight (or the plan of the current Step) may
+  // still point at its sequences.
   void Retire(const std::string& id);
+  void StepOnce(std::vector<RequestOutput>* outs);
   RequestState* StateOf(const Sequence* seq);
 
   ModelRunner& runner_;
@@ -149,6 +151,8 @@ class EngineCore {
   std::vector<RowSampling> rows_;      // per sampled row of batch_
   std::vector<float> logits_, scratch_;
   std::deque<Flight> flights_;         // launched, oldest first; at most 1 between Steps
+  // Requests retired with no step in flight: alive until the Step that retired them ends.
+  std::vector<std::unique_ptr<RequestState>> retired_;
 };
 
 }  // namespace tide

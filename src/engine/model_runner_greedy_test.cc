@@ -13,6 +13,7 @@
 
 #include "backend/device_memory.h"
 #include "engine/engine_core.h"
+#include "engine/logits_processor.h"
 #include "engine/model_runner.h"
 #include "engine/offline.h"
 #include "engine/sampler.h"
@@ -104,47 +105,102 @@ void ExpectSameAsHost(const SampleResult& got, const SampleResult& want, const s
   }
 }
 
-// Launch / Collect with two steps in flight: each decode step's tokens are the previous
-// step's samples, given only as prev_sample_row. Checked row by row against Forward of
-// the same batch with those tokens written in, sampled on the host. `mixed`: one row
-// samples with temperature (the host path inside Launch), else all rows are greedy (the
-// device op on CUDA).
-void ExpectLaunchMatchesHost(const ExecContext& ctx, bool mixed) {
+// Launch / Collect: each decode step's tokens are the previous step's samples, given
+// only as prev_sample_row, with two steps in flight unless a row's penalties need the
+// whole history. Checked row by row against Forward of the same batch with those tokens
+// written in, processed and sampled on the host (SampleRow). Variants: all greedy (the
+// greedy op on CUDA); temperature, top-k, top-p, min-p, bias and min_tokens (the
+// general op); penalties (logits_process over uploaded histories).
+enum class Variant { kGreedy, kFilters, kPenalties };
+
+void ExpectLaunchMatchesHost(const ExecContext& ctx, Variant variant) {
   auto model = Model::Load("tests/golden/llama");
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   ASSERT_TRUE((*model)->PlaceOn(ctx).ok());
   std::unique_ptr<ModelRunner> runner = MakeModelRunner(**model, ctx);
   ASSERT_TRUE(runner->AllocateKvCache(16, 16).ok());
   const int64_t vocab = runner->config().vocab_size;
-  SamplingParams greedy, hot;
-  greedy.temperature = 0.f;
-  greedy.logprobs = true;
-  greedy.top_logprobs = 5;
-  hot.temperature = 0.9f;
-  hot.seed = 77;
-  hot.logprobs = true;
-  hot.top_logprobs = 2;
+  const std::vector<int32_t> eos = runner->config().eos_token_ids;
+  std::vector<SamplingParams> params(3);
+  for (int r = 0; r < 3; ++r) {
+    params[r].logprobs = true;
+    params[r].top_logprobs = 5 - r;
+    params[r].seed = 70 + static_cast<uint64_t>(r);
+  }
+  switch (variant) {
+    case Variant::kGreedy:
+      for (SamplingParams& p : params) p.temperature = 0.f;
+      break;
+    case Variant::kFilters:
+      params[0].temperature = 0.9f;
+      params[1].temperature = 0.f;
+      params[1].logit_bias = {{3, 2.5f}, {static_cast<int32_t>(vocab - 1), -1.f}};
+      params[1].min_tokens = 3;
+      if (!eos.empty()) params[1].logit_bias.push_back({eos[0], 30.f});  // EOS wins once unmasked
+      params[2].temperature = 0.7f;
+      params[2].top_k = 5;
+      params[2].top_p = 0.8f;
+      params[2].min_p = 0.05f;
+      break;
+    case Variant::kPenalties:
+      params[0].temperature = 0.f;
+      params[0].repetition_penalty = 1.3f;
+      params[1].temperature = 0.8f;
+      params[1].presence_penalty = 0.5f;
+      params[1].frequency_penalty = 0.3f;
+      params[2].temperature = 1.f;
+      params[2].repetition_penalty = 0.9f;
+      params[2].logit_bias = {{5, 1.f}};
+      break;
+  }
+  const bool two_in_flight = variant != Variant::kPenalties;
   std::vector<ForwardBatch> steps = Steps(vocab);
   for (size_t k = 1; k < steps.size(); ++k) steps[k].prev_sample_row = {0, 1, 2};
+  // Each sequence's prompt (the prefill batch) and outputs so far.
+  std::vector<std::vector<int32_t>> prompt(3), output(3);
+  for (int r = 0; r < 3; ++r)
+    prompt[r].assign(steps[0].tokens.begin() + steps[0].q_start[r], steps[0].tokens.begin() + steps[0].q_start[r + 1]);
+  // What the engine passes while outputs are pending: their count, values unknown.
+  std::vector<std::vector<int32_t>> seen(3);
   auto rows_of = [&](size_t k) {
     std::vector<RowSampling> rows(3);
     for (size_t r = 0; r < 3; ++r) {
-      rows[r].sampler = mixed && r == 1 ? &hot : &greedy;
+      seen[r] = output[r];
+      seen[r].resize(k, kPendingToken);
+      rows[r].sampler = &params[r];
       rows[r].position = k;
+      rows[r].request = &params[r];
+      rows[r].process = NeedsLogitsProcessing(params[r], static_cast<int64_t>(k));
+      rows[r].prompt = prompt[r];
+      rows[r].output = std::span<const int32_t>(seen[r]).first(k);
+      rows[r].eos_ids = eos;
     }
     return rows;
   };
   std::vector<std::vector<SampleResult>> got(steps.size());
-  // Launch k+1 before collecting k: the runner resolves k+1's tokens itself.
-  ASSERT_TRUE(runner->Launch(steps[0], rows_of(0)).ok());
-  for (size_t k = 0; k < steps.size(); ++k) {
-    if (k + 1 < steps.size()) {
-      const Status s = runner->Launch(steps[k + 1], rows_of(k + 1));
-      ASSERT_TRUE(s.ok()) << s.ToString();
-    }
+  auto launch = [&](size_t k) {
+    const Status s = runner->Launch(steps[k], rows_of(k));
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  };
+  auto collect = [&](size_t k) {
     const Status s = runner->Collect(&got[k]);
     ASSERT_TRUE(s.ok()) << s.ToString();
     ASSERT_EQ(got[k].size(), 3u);
+    for (size_t r = 0; r < 3; ++r) output[r].push_back(got[k][r].token);
+  };
+  for (auto& o : output) o.reserve(steps.size());
+  if (two_in_flight) {
+    // Launch k+1 before collecting k: the runner resolves k+1's tokens itself.
+    launch(0);
+    for (size_t k = 0; k < steps.size(); ++k) {
+      if (k + 1 < steps.size()) launch(k + 1);
+      collect(k);
+    }
+  } else {
+    for (size_t k = 0; k < steps.size(); ++k) {
+      launch(k);
+      collect(k);
+    }
   }
   std::vector<SampleResult> none;
   EXPECT_EQ(runner->Collect(&none).code(), StatusCode::kFailedPrecondition);
@@ -164,6 +220,12 @@ void ExpectLaunchMatchesHost(const ExecContext& ctx, bool mixed) {
       const SampleResult want = SampleRow(logits.data() + r * static_cast<size_t>(vocab), vocab, rows[r], &scratch);
       ExpectSameAsHost(got[k][r], want, "step " + std::to_string(k) + " row " + std::to_string(r));
     }
+  }
+  if (variant == Variant::kFilters && !eos.empty()) {
+    // min_tokens held the EOS back exactly until the third output.
+    EXPECT_NE(output[1][0], eos[0]);
+    EXPECT_NE(output[1][2], eos[0]);
+    EXPECT_EQ(output[1][3], eos[0]);
   }
   // A prev_sample_row past the previous step's rows is refused before any work.
   ForwardBatch bad = steps[1];
@@ -244,14 +306,13 @@ TEST(ModelRunnerGreedyTest, CudaMatchesSampler) {
 }
 
 TEST(ModelRunnerGreedyTest, CpuLaunchWithPendingTokensMatchesHost) {
-  ExpectLaunchMatchesHost(ExecContext{}, /*mixed=*/false);
-  ExpectLaunchMatchesHost(ExecContext{}, /*mixed=*/true);
+  for (Variant v : {Variant::kGreedy, Variant::kFilters, Variant::kPenalties}) ExpectLaunchMatchesHost(ExecContext{}, v);
 }
 
 TEST(ModelRunnerGreedyTest, CudaLaunchWithPendingTokensMatchesHost) {
   if (SkipWithoutCuda()) GTEST_SKIP() << "no usable CUDA device";
-  ExpectLaunchMatchesHost(ExecContext{.device = DeviceKind::kCuda}, /*mixed=*/false);
-  ExpectLaunchMatchesHost(ExecContext{.device = DeviceKind::kCuda}, /*mixed=*/true);
+  for (Variant v : {Variant::kGreedy, Variant::kFilters, Variant::kPenalties})
+    ExpectLaunchMatchesHost(ExecContext{.device = DeviceKind::kCuda}, v);
 }
 
 TEST(ModelRunnerGreedyTest, CpuAsyncEngineMatchesSync) { ExpectAsyncEngineMatchesSync(ExecContext{}); }
