@@ -8,6 +8,7 @@
 #include <chrono>
 #include <utility>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "backend/device_memory.h"
@@ -44,7 +45,60 @@ double Time(F fn, int reps = 50) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
 }
 
-int Main() {
+// Decode attention of one layer at Llama-3-8B heads (32/8, head_dim 128, f32 cache in
+// 16-token blocks) for m sequences of ctx tokens each, seconds per call. Blocks are
+// handed out in order, or shuffled (as a long-running server's pool hands them out).
+double TimeAttention(const DeviceBuffer& x, int m, int ctx, bool shuffled) {
+  const int64_t q_dim = 4096, kv_dim = 1024;
+  const int bs = 16, blocks_per_seq = (ctx + bs - 1) / bs;
+  const int64_t num_blocks = int64_t{m} * blocks_per_seq;
+  const int64_t cache_bytes = num_blocks * bs * kv_dim * 4;
+  DeviceBuffer kc = Random(cache_bytes, 3), vc = Random(cache_bytes, 4), out = Random(int64_t{m} * q_dim * 4, 5);
+  std::vector<int32_t> q_start(static_cast<size_t>(m) + 1), kv_len(static_cast<size_t>(m), ctx), table(static_cast<size_t>(num_blocks));
+  for (int i = 0; i <= m; ++i) q_start[static_cast<size_t>(i)] = i;
+  for (int64_t i = 0; i < num_blocks; ++i) table[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+  if (shuffled) {
+    Rng rng(6);
+    for (int64_t i = num_blocks - 1; i > 0; --i)
+      std::swap(table[static_cast<size_t>(i)], table[rng.NextU64() % static_cast<uint64_t>(i + 1)]);
+  }
+  DeviceBuffer dq = DeviceBuffer::Allocate(DeviceKind::kCuda, 4 * (m + 1)).value();
+  DeviceBuffer dk = DeviceBuffer::Allocate(DeviceKind::kCuda, 4 * m).value();
+  DeviceBuffer dt = DeviceBuffer::Allocate(DeviceKind::kCuda, 4 * num_blocks).value();
+  (void)CopyToDevice(kCtx, dq.data(), q_start.data(), 4 * (m + 1));
+  (void)CopyToDevice(kCtx, dk.data(), kv_len.data(), 4 * m);
+  (void)CopyToDevice(kCtx, dt.data(), table.data(), 4 * num_blocks);
+  AttentionParams ap;
+  ap.q = x.as<float>();
+  ap.k_cache = kc.as<float>();
+  ap.v_cache = vc.as<float>();
+  ap.out = out.as<float>();
+  ap.q_start = dq.as<int32_t>();
+  ap.kv_len = dk.as<int32_t>();
+  ap.block_table = dt.as<int32_t>();
+  ap.n_seqs = m;
+  ap.max_blocks_per_seq = blocks_per_seq;
+  ap.n_tokens = m;
+  ap.num_blocks = num_blocks;
+  ap.n_heads = 32;
+  ap.n_kv_heads = 8;
+  ap.head_dim = 128;
+  ap.block_size = bs;
+  ap.scale = 0.088f;
+  return Time([&](int) { Attention(kCtx, ap); });
+}
+
+// GB/s counts the K and V bytes the step must read (m x ctx rows of 4 KiB, rounded up to
+// whole blocks as the cache holds them).
+void PrintAttention(int m, int ctx, double s, bool shuffled) {
+  const int bs = 16;
+  const double kv_bytes = 2.0 * m * ((ctx + bs - 1) / bs) * bs * 1024 * 4;
+  char name[32];
+  std::snprintf(name, sizeof name, "attn@%d%s", ctx, shuffled ? "s" : "");
+  std::printf("%-9s %5d | %9.1f %8.0f\n", name, m, s * 1e6, kv_bytes / s / 1e9);
+}
+
+int Main(int argc, char** argv) {
   std::string why;
   if (!CudaAvailable(&why)) {
     std::printf("no GPU: %s\n", why.c_str());
@@ -56,6 +110,22 @@ int Main() {
     int64_t n, k;
     int per_layer;
   };
+  // `cuda_decode_bench attn`: decode attention alone (the block tables in order and, for
+  // 1k context, shuffled), for comparing attention kernels quickly.
+  if (argc > 1 && std::string(argv[1]) == "attn") {
+    DeviceBuffer x = Random(int64_t{64} * q_dim * 4, 1);
+    std::printf("%-9s %5s | %9s %8s\n", "op", "m", "us", "GB/s");
+    for (int m : {1, 8, 32, 64}) {
+      for (int ctx : {160, 1040, 4100}) PrintAttention(m, ctx, TimeAttention(x, m, ctx, false), false);
+      PrintAttention(m, 1040, TimeAttention(x, m, 1040, true), true);
+    }
+    const Status st = Synchronize(kCtx);
+    if (!st.ok()) {
+      std::printf("device error: %s\n", st.ToString().c_str());
+      return 1;
+    }
+    return 0;
+  }
   const Mm mms[] = {{"q", q_dim, hidden, 1},   {"k|v", kv_dim, hidden, 2}, {"o", hidden, q_dim, 1},
                     {"gate|up", inter, hidden, 2}, {"down", hidden, inter, 1}, {"lm_head", vocab, hidden, 0}};
   DeviceBuffer x = Random(int64_t{64} * inter * 4, 1), y = Random(int64_t{64} * vocab * 4, 2);
@@ -82,41 +152,8 @@ int Main() {
       else head_s = s;
     }
     for (int ctx : {160, 1040}) {
-      // One layer's cache for m sequences of ctx tokens, block size 16.
-      const int bs = 16, blocks_per_seq = (ctx + bs - 1) / bs;
-      const int64_t num_blocks = int64_t{m} * blocks_per_seq;
-      const int64_t cache_bytes = num_blocks * bs * kv_dim * 4;
-      DeviceBuffer kc = Random(cache_bytes, 3), vc = Random(cache_bytes, 4), out = Random(int64_t{m} * q_dim * 4, 5);
-      std::vector<int32_t> q_start(static_cast<size_t>(m) + 1), kv_len(static_cast<size_t>(m), ctx), table(static_cast<size_t>(num_blocks));
-      for (int i = 0; i <= m; ++i) q_start[static_cast<size_t>(i)] = i;
-      for (int64_t i = 0; i < num_blocks; ++i) table[static_cast<size_t>(i)] = static_cast<int32_t>(i);
-      DeviceBuffer dq = DeviceBuffer::Allocate(DeviceKind::kCuda, 4 * (m + 1)).value();
-      DeviceBuffer dk = DeviceBuffer::Allocate(DeviceKind::kCuda, 4 * m).value();
-      DeviceBuffer dt = DeviceBuffer::Allocate(DeviceKind::kCuda, 4 * num_blocks).value();
-      (void)CopyToDevice(kCtx, dq.data(), q_start.data(), 4 * (m + 1));
-      (void)CopyToDevice(kCtx, dk.data(), kv_len.data(), 4 * m);
-      (void)CopyToDevice(kCtx, dt.data(), table.data(), 4 * num_blocks);
-      AttentionParams ap;
-      ap.q = x.as<float>();
-      ap.k_cache = kc.as<float>();
-      ap.v_cache = vc.as<float>();
-      ap.out = out.as<float>();
-      ap.q_start = dq.as<int32_t>();
-      ap.kv_len = dk.as<int32_t>();
-      ap.block_table = dt.as<int32_t>();
-      ap.n_seqs = m;
-      ap.max_blocks_per_seq = blocks_per_seq;
-      ap.n_tokens = m;
-      ap.num_blocks = num_blocks;
-      ap.n_heads = 32;
-      ap.n_kv_heads = 8;
-      ap.head_dim = 128;
-      ap.block_size = bs;
-      ap.scale = 0.088f;
-      const double s = Time([&](int) { Attention(kCtx, ap); });
-      char name[32];
-      std::snprintf(name, sizeof name, "attn@%d", ctx);
-      std::printf("%-9s %5d | %9.1f %8.0f\n", name, m, s * 1e6, 2.0 * static_cast<double>(cache_bytes) / s / 1e9);
+      const double s = TimeAttention(x, m, ctx, false);
+      PrintAttention(m, ctx, s, false);
       if (ctx == 1040) {
         const double norm = Time([&](int) { RmsNorm(kCtx, RmsNormParams{y.as<float>(), x.as<float>(), x.as<float>() + 8 * hidden, y.as<float>() + 8 * hidden, m, hidden, 1e-5f}); });
         std::printf("%-9s %5d | %9.1f\n", "rms_norm", m, norm * 1e6);
@@ -218,4 +255,4 @@ int Main() {
 }  // namespace
 }  // namespace tide
 
-int main() { return tide::Main(); }
+int main(int argc, char** argv) { return tide::Main(argc, argv); }

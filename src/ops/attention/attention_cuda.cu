@@ -20,7 +20,8 @@
 //
 // Decode batches (one query token per sequence, n_tokens == n_seqs) take a separate
 // flash-decoding path, below: the context is split into chunks handled by different
-// blocks, and a combine kernel merges the chunks' softmax states.
+// warps (head_dim 64/128) or blocks (other head sizes), and a combine kernel merges the
+// chunks' softmax states.
 #include <cstdlib>
 
 #include "backend/cuda/blas_lt.h"
@@ -581,18 +582,19 @@ constexpr int kDecThreads = kDecWarps * 32;
 constexpr int kDecMinChunks = 16;  // chunks a long enough sequence is split into
 constexpr int kDecMaxChunkKeys = 256;
 
-// Keys per chunk for a sequence of kv_len: about kv_len / 16, a multiple of 32, in
-// [32, 256]. So up to 4096 keys give at most 16 chunks, longer contexts kv_len / 256.
-__host__ __device__ inline int ChunkKeys(int kv_len) {
-  int c = (kv_len + kDecMinChunks - 1) / kDecMinChunks;
+// Keys per chunk for a sequence of kv_len: about kv_len / min_chunks, a multiple of 32,
+// in [32, 256]. So with 16, up to 4096 keys give at most 16 chunks, longer contexts
+// kv_len / 256.
+__host__ __device__ inline int ChunkKeys(int kv_len, int min_chunks = kDecMinChunks) {
+  int c = (kv_len + min_chunks - 1) / min_chunks;
   c = (c + 31) / 32 * 32;
   return c < 32 ? 32 : (c > kDecMaxChunkKeys ? kDecMaxChunkKeys : c);
 }
 
 // The grid's chunk dimension: enough for any kv_len <= max_ctx.
-inline int MaxChunks(int64_t max_ctx) {
+inline int MaxChunks(int64_t max_ctx, int min_chunks = kDecMinChunks) {
   const int64_t long_chunks = (max_ctx + kDecMaxChunkKeys - 1) / kDecMaxChunkKeys;
-  return static_cast<int>(long_chunks > kDecMinChunks ? long_chunks : kDecMinChunks);
+  return static_cast<int>(long_chunks > min_chunks ? long_chunks : min_chunks);
 }
 
 template <int G, int DPL>
@@ -727,7 +729,7 @@ __global__ void __launch_bounds__(kDecThreads)
 }
 
 // One block per (query row, head): merges the chunks' states in chunk order.
-__global__ void DecodeCombineKernel(AttentionParams p, int max_chunks, const float* __restrict__ part_o,
+__global__ void DecodeCombineKernel(AttentionParams p, int min_chunks, int max_chunks, const float* __restrict__ part_o,
                                     const float2* __restrict__ part_ml) {
   const int64_t tok = blockIdx.x;
   const int head = blockIdx.y;
@@ -735,7 +737,7 @@ __global__ void DecodeCombineKernel(AttentionParams p, int max_chunks, const flo
   int seq = 0;
   while (seq + 1 < p.n_seqs && p.q_start[seq + 1] <= tok) ++seq;
   const int kv_len = p.kv_len[seq];
-  const int ck = ChunkKeys(kv_len);
+  const int ck = ChunkKeys(kv_len, min_chunks);
   const int n_chunks = (kv_len + ck - 1) / ck;
   if (n_chunks <= 1) return;  // written directly
   const int64_t base = (tok * p.n_heads + head) * max_chunks;
@@ -751,6 +753,389 @@ __global__ void DecodeCombineKernel(AttentionParams p, int max_chunks, const flo
     }
     p.out[(tok * p.n_heads + head) * p.head_dim + d] = oo / ll;
   }
+}
+
+// ---- decode, one warp per chunk: the path for head_dim 64 and 128, groups up to 8 ----
+//
+// The kernel above keeps two keys per lane in flight and folds every key on its own
+// (a 16-lane shuffle reduction and two exponentials per key and head); its blocks live
+// for a few loads, then merge through shared memory. On an H100 at batch 64 and 1k
+// context it read KV at 1.44 TB/s, under half of what the card reads.
+//
+// Here one warp owns one chunk (the same ChunkKeys chunks, so the same partials and
+// combine) and streams it through its own ring of kWdStages shared-memory tiles of
+// kWdTile keys, copied with cp.async kWdStages - 1 tiles ahead of the tile it folds.
+// A block is kWdWarps independent warps (the same chunk of kWdWarps consecutive KV heads
+// where the head count allows: their rows lie side by side in the cache; otherwise
+// consecutive chunks of one KV head) and has no block barrier, so a warp waiting on
+// memory never holds the others up, and at two blocks per multiprocessor ~128 KB of
+// reads are in flight on each. Per tile:
+//   - scores: lane (g, j) takes key j against the query heads of head group g: whole
+//     dot products from shared memory (K and q rows padded by 4 floats, so the 8 rows
+//     a load instruction touches sit on different banks), no shuffle per key;
+//   - one online-softmax step per head: the tile's max and sum over its 8 key lanes;
+//   - P.V: lane i owns dims [i * hd/32, (i+1) * hd/32) of every head of the group and
+//     reads each V row once.
+// Each K and V byte is read from memory once per GQA group. Rows past the visible
+// context are zero-filled by the copy, masked to -inf and left out of P.V, so stale
+// cache contents are never multiplied. A chunk's arithmetic depends on its own keys
+// alone (one warp, a fixed tile order), so outputs stay bit-identical alone or batched.
+// On an H100 at batch 64 and 1k context this reads KV at 2.36 TB/s (77% of the measured
+// read bandwidth; 2.68 TB/s at 4k), against 1.44 TB/s for the kernel above
+// (docs/perf.md).
+
+constexpr int kWdTile = 8;  // keys per tile: 8 key lanes x 4 head groups = one warp
+
+template <int HD, int G, int S>
+struct WdLayout {
+  static constexpr int kStride = HD + 4;                   // padded K and q rows (floats)
+  static constexpr int kStage = kWdTile * (kStride + HD);  // K tile, then V tile
+  static constexpr int kQ = S * kStage;                    // [G][kStride] query rows
+  static constexpr int kP = kQ + G * kStride;              // [kWdTile][G] probabilities; at the end (m, l)
+  static constexpr int kAlpha = kP + kWdTile * G;          // [G] this tile's rescale factors
+  static constexpr int kFloats = (kAlpha + G + 3) / 4 * 4;  // per warp, a multiple of 16 bytes
+};
+
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// Loads N consecutive floats (N = 1, 2, 4 or a multiple of 4) from aligned shared or
+// global memory in the widest accesses.
+template <int N>
+__device__ __forceinline__ void LoadVec(const float* src, float (&dst)[N]) {
+  if constexpr (N % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < N; i += 4) {
+      const float4 v = *reinterpret_cast<const float4*>(src + i);
+      dst[i] = v.x, dst[i + 1] = v.y, dst[i + 2] = v.z, dst[i + 3] = v.w;
+    }
+  } else if constexpr (N == 2) {
+    const float2 v = *reinterpret_cast<const float2*>(src);
+    dst[0] = v.x, dst[1] = v.y;
+  } else {
+#pragma unroll
+    for (int i = 0; i < N; ++i) dst[i] = src[i];
+  }
+}
+
+template <int N>
+__device__ __forceinline__ void StoreVec(float* dst, const float (&src)[N]) {
+  if constexpr (N % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < N; i += 4) *reinterpret_cast<float4*>(dst + i) = make_float4(src[i], src[i + 1], src[i + 2], src[i + 3]);
+  } else if constexpr (N == 2) {
+    *reinterpret_cast<float2*>(dst) = make_float2(src[0], src[1]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < N; ++i) dst[i] = src[i];
+  }
+}
+
+// Grid (sequence, KV head, chunk / W): warp w of a block takes chunk blockIdx.z * W + w;
+// with kHeadsInBlock, grid (sequence, KV head / W, chunk): the warps of a block take W
+// consecutive KV heads of one chunk (the same cache rows, side by side).
+template <int HD, int G, int S, int W, bool kHeadsInBlock>
+__global__ void __launch_bounds__(W * 32)
+    DecodeWarpKernel(AttentionParams p, int min_chunks, int max_chunks, float* __restrict__ part_o,
+                     float2* __restrict__ part_ml) {
+  using Lay = WdLayout<HD, G, S>;
+  constexpr int kGroups = G < 4 ? G : 4;   // head groups in the score phase
+  constexpr int kHpl = G / kGroups;        // heads per lane in the score phase
+  constexpr int kDpl = HD / 32;            // dims per lane in the P.V phase
+  constexpr int kPieces = HD / 4;          // 16-byte pieces per K/V row
+  constexpr int kRowsPerCopy = 32 / kPieces;  // rows one warp-wide copy instruction covers
+  static_assert(kWdTile * kGroups <= 32 && kWdTile % kRowsPerCopy == 0 && HD % 32 == 0);
+  extern __shared__ float4 wd_smem4[];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* const sw = reinterpret_cast<float*>(wd_smem4) + warp * Lay::kFloats;
+  const int seq = blockIdx.x;
+  const int kvh = kHeadsInBlock ? blockIdx.y * W + warp : blockIdx.y;
+  const int chunk = kHeadsInBlock ? blockIdx.z : blockIdx.z * W + warp;
+  const int kv_len = p.kv_len[seq];
+  const int ck = ChunkKeys(kv_len, min_chunks);
+  const int n_chunks = (kv_len + ck - 1) / ck;
+  // The whole warp leaves; nothing here waits for other warps.
+  if (chunk >= n_chunks || kvh >= p.n_kv_heads) return;
+  const int q0 = p.q_start[seq], q_len = p.q_start[seq + 1] - q0;
+  const int group = p.n_heads / p.n_kv_heads;
+  const int lo = chunk * ck;
+  const int hi = min(lo + ck, kv_len);
+  const int bs = p.block_size;
+  const int32_t* table = p.block_table + static_cast<int64_t>(seq) * p.max_blocks_per_seq;
+  const int64_t kv_row = static_cast<int64_t>(p.n_kv_heads) * HD;
+  const int piece = lane % kPieces * 4;  // this lane's floats within a row, for copies
+  const float* k_src = p.k_cache + static_cast<int64_t>(kvh) * HD + piece;
+  const float* v_src = p.v_cache + static_cast<int64_t>(kvh) * HD + piece;
+  // Score-phase role. With G < 4 the lanes past kGroups * kWdTile repeat the first
+  // groups' work and write nothing.
+  const int j = lane % kWdTile;
+  const int g = lane / kWdTile % kGroups;
+  const bool writer = lane / kWdTile < kGroups;
+
+  for (int t = 0; t < q_len; ++t) {
+    const int64_t tok = q0 + t;
+    const int end = min(hi, kv_len - q_len + t + 1);  // keys [lo, end) are visible to this row
+    const int n_tiles = end > lo ? (end - lo + kWdTile - 1) / kWdTile : 0;
+    __syncwarp();  // the previous row is done with this warp's shared memory
+    for (int i = lane; i < G * kPieces; i += 32) {
+      const int h = i / kPieces, c = i % kPieces * 4;
+      const bool live = h < group;
+      const float* src = live ? p.q + (tok * p.n_heads + kvh * group + h) * HD + c : p.q;
+      CpAsync16(sw + Lay::kQ + h * Lay::kStride + c, src, live ? 16 : 0);
+    }
+    // Lane j < kWdTile: the cache row offset of key j of `tile` (0 past the context).
+    auto row_of = [&](int tile) -> long long {
+      const int kp = lo + tile * kWdTile + lane;
+      if (lane >= kWdTile || kp >= end) return 0;
+      return (static_cast<long long>(table[kp / bs]) * bs + kp % bs) * kv_row;
+    };
+    auto issue = [&](int tile, long long my_row) {
+      float* sk = sw + (tile % S) * Lay::kStage;
+      float* sv = sk + kWdTile * Lay::kStride;
+      const int kb = lo + tile * kWdTile;
+#pragma unroll
+      for (int i = 0; i < kWdTile / kRowsPerCopy; ++i) {
+        const int r = i * kRowsPerCopy + lane / kPieces;
+        const long long off = __shfl_sync(0xffffffffu, my_row, r);
+        const int bytes = kb + r < end ? 16 : 0;
+        CpAsync16(sk + r * Lay::kStride + piece, k_src + off, bytes);
+        CpAsync16(sv + r * HD + piece, v_src + off, bytes);
+      }
+    };
+    // Commit groups: q with tile 0, then one per tile (empty past the end, so that the
+    // count waited for stays the same).
+    long long rows[S];
+#pragma unroll
+    for (int st = 0; st < S; ++st) rows[st] = row_of(st);
+#pragma unroll
+    for (int st = 0; st < S - 1; ++st) {
+      if (st < n_tiles) issue(st, rows[st]);
+      CpAsyncCommit();
+    }
+    long long next_row = rows[S - 1];  // block-table entries are read a tile ahead
+
+    float m[kHpl], l[kHpl], acc[G][kDpl];
+#pragma unroll
+    for (int hh = 0; hh < kHpl; ++hh) m[hh] = -INFINITY, l[hh] = 0.f;
+#pragma unroll
+    for (int h = 0; h < G; ++h)
+#pragma unroll
+      for (int d = 0; d < kDpl; ++d) acc[h][d] = 0.f;
+
+    for (int tile = 0; tile < n_tiles; ++tile) {
+      CpAsyncWait<S - 2>();  // this lane's copies of `tile` have landed
+      __syncwarp();          // and every lane's; the buffer refilled next is no longer read
+      if (tile + S - 1 < n_tiles) issue(tile + S - 1, next_row);
+      CpAsyncCommit();
+      next_row = row_of(tile + S);
+      const float* sk = sw + (tile % S) * Lay::kStage;
+      const float* sv = sk + kWdTile * Lay::kStride;
+      const int n_valid = min(kWdTile, end - (lo + tile * kWdTile));
+
+      // Scores of key j against the group's heads, four partial sums each.
+      float4 a[kHpl];
+#pragma unroll
+      for (int hh = 0; hh < kHpl; ++hh) a[hh] = make_float4(0.f, 0.f, 0.f, 0.f);
+      const float4* kr = reinterpret_cast<const float4*>(sk + j * Lay::kStride);
+      const float4* qr = reinterpret_cast<const float4*>(sw + Lay::kQ + g * kHpl * Lay::kStride);
+#pragma unroll
+      for (int c = 0; c < kPieces; ++c) {
+        const float4 kv = kr[c];
+#pragma unroll
+        for (int hh = 0; hh < kHpl; ++hh) {
+          const float4 qv = qr[hh * (Lay::kStride / 4) + c];
+          a[hh].x = fmaf(qv.x, kv.x, a[hh].x);
+          a[hh].y = fmaf(qv.y, kv.y, a[hh].y);
+          a[hh].z = fmaf(qv.z, kv.z, a[hh].z);
+          a[hh].w = fmaf(qv.w, kv.w, a[hh].w);
+        }
+      }
+      const bool live = j < n_valid;
+#pragma unroll
+      for (int hh = 0; hh < kHpl; ++hh) {
+        const float sc = live ? ((a[hh].x + a[hh].y) + (a[hh].z + a[hh].w)) * p.scale : -INFINITY;
+        float mx = sc;
+#pragma unroll
+        for (int o = 1; o < kWdTile; o <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+        const float m_new = fmaxf(m[hh], mx);    // finite: the tile has a visible key
+        const float alpha = expf(m[hh] - m_new);  // 0 on the first tile (m = -inf)
+        const float pe = live ? expf(sc - m_new) : 0.f;
+        float sum = pe;
+#pragma unroll
+        for (int o = 1; o < kWdTile; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        l[hh] = fmaf(l[hh], alpha, sum);
+        m[hh] = m_new;
+        if (writer) {
+          sw[Lay::kP + j * G + g * kHpl + hh] = pe;
+          if (j == 0) sw[Lay::kAlpha + g * kHpl + hh] = alpha;
+        }
+      }
+      __syncwarp();
+
+      // P.V over the tile's visible keys.
+      float al[G];
+      LoadVec<G>(sw + Lay::kAlpha, al);
+#pragma unroll
+      for (int h = 0; h < G; ++h)
+#pragma unroll
+        for (int d = 0; d < kDpl; ++d) acc[h][d] *= al[h];
+#pragma unroll
+      for (int jj = 0; jj < kWdTile; ++jj) {
+        if (jj < n_valid) {
+          float v[kDpl], pw[G];
+          LoadVec<kDpl>(sv + jj * HD + lane * kDpl, v);
+          LoadVec<G>(sw + Lay::kP + jj * G, pw);
+#pragma unroll
+          for (int h = 0; h < G; ++h)
+#pragma unroll
+            for (int d = 0; d < kDpl; ++d) acc[h][d] = fmaf(pw[h], v[d], acc[h][d]);
+        }
+      }
+    }
+    CpAsyncWaitAll();  // nothing of this row is still landing when the next row starts
+
+    // (m, l) of every head to every lane, through shared memory.
+    __syncwarp();
+    if (writer && j == 0) {
+#pragma unroll
+      for (int hh = 0; hh < kHpl; ++hh) {
+        sw[Lay::kP + 2 * (g * kHpl + hh)] = m[hh];
+        sw[Lay::kP + 2 * (g * kHpl + hh) + 1] = l[hh];
+      }
+    }
+    __syncwarp();
+#pragma unroll
+    for (int h = 0; h < G; ++h) {
+      if (h >= group) continue;
+      const float mh = sw[Lay::kP + 2 * h], lh = sw[Lay::kP + 2 * h + 1];
+      const int64_t head = tok * p.n_heads + kvh * group + h;
+      if (n_chunks == 1) {
+        float o[kDpl];
+#pragma unroll
+        for (int d = 0; d < kDpl; ++d) o[d] = acc[h][d] / lh;
+        StoreVec<kDpl>(p.out + head * HD + lane * kDpl, o);
+      } else {
+        const int64_t pc = head * max_chunks + chunk;
+        StoreVec<kDpl>(part_o + pc * HD + lane * kDpl, acc[h]);  // 0 when the chunk has no visible key
+        if (lane == 0) part_ml[pc] = make_float2(mh, lh);
+      }
+    }
+  }
+}
+
+constexpr int kWdStages = 3;  // tiles per warp ring: two in flight while one is folded
+constexpr int kWdWarps = 4;   // warps per block: two blocks (27 KB a warp) per multiprocessor
+// Chunks are at least 32 keys, so up to 1024 keys this makes 32-key chunks, up to 8192
+// keys at most 32 chunks, longer contexts 256-key chunks: a warp folds a chunk alone, so
+// small batches need more of them than the register-fed kernel's 16 to fill the card
+// (batch 1 at 1k context on an H100: 17.7 against 22.7 us with 16), while batch 64 is
+// the same within noise.
+constexpr int kWdMinChunks = 32;
+
+template <int HD, int G, int S, int W, bool kHeadsInBlock = false>
+void LaunchDecodeWarp(const AttentionParams& p, cudaStream_t s, int min_chunks) {
+  const int max_ctx = p.max_blocks_per_seq * p.block_size;
+  const int max_chunks = MaxChunks(max_ctx, min_chunks);
+  const int64_t rows = p.n_tokens * p.n_heads * max_chunks;
+  auto* part = static_cast<float*>(cuda::Scratch(rows * (HD + 2) * 4, cuda::ScratchSlot::kAttention));
+  float* part_o = part;
+  auto* part_ml = reinterpret_cast<float2*>(part + rows * HD);  // 8-byte aligned: HD is even
+  const size_t smem = sizeof(float) * WdLayout<HD, G, S>::kFloats * W;
+  static bool raised = false;
+  if (!raised) {
+    cudaError_t e = cudaFuncSetAttribute(DecodeWarpKernel<HD, G, S, W, kHeadsInBlock>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    // All of the unified L1/shared array as shared memory: the copies bypass L1.
+    if (e == cudaSuccess)
+      e = cudaFuncSetAttribute(DecodeWarpKernel<HD, G, S, W, kHeadsInBlock>,
+                               cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+    if (e != cudaSuccess) cuda::NoteLaunchError(e, "attention decode (shared memory limit)");
+    raised = true;
+  }
+  const dim3 grid = kHeadsInBlock ? dim3(static_cast<unsigned>(p.n_seqs), static_cast<unsigned>((p.n_kv_heads + W - 1) / W),
+                                         static_cast<unsigned>(max_chunks))
+                                  : dim3(static_cast<unsigned>(p.n_seqs), static_cast<unsigned>(p.n_kv_heads),
+                                         static_cast<unsigned>((max_chunks + W - 1) / W));
+  DecodeWarpKernel<HD, G, S, W, kHeadsInBlock><<<grid, W * 32, smem, s>>>(p, min_chunks, max_chunks, part_o, part_ml);
+  TIDE_CUDA_LAUNCHED("attention (decode, warp per chunk)");
+  if (max_ctx > 32) {  // otherwise every sequence fits one chunk
+    const dim3 cgrid(static_cast<unsigned>(p.n_tokens), static_cast<unsigned>(p.n_heads));
+    DecodeCombineKernel<<<cgrid, HD, 0, s>>>(p, min_chunks, max_chunks, part_o, part_ml);
+    TIDE_CUDA_LAUNCHED("attention (decode combine)");
+  }
+}
+
+// Benchmarking knobs, read once per process: TIDE_DECODE_ATTN=0 sends decode batches to
+// the register-fed kernel above, 2 makes the warp kernel's blocks span chunks whatever
+// the head count; for head_dim 128 and group 4, 3 selects 4-stage rings and 2 warps per
+// block, 4 3-stage rings and 2 warps per block (blocks spanning KV heads);
+// TIDE_DECODE_MIN_CHUNKS=n chunks the warp kernel's contexts into at least n pieces
+// (default kWdMinChunks).
+struct DecodeKnobs {
+  int kernel = 1;
+  int min_chunks = kWdMinChunks;
+};
+
+const DecodeKnobs& GetDecodeKnobs() {
+  static const DecodeKnobs knobs = [] {
+    DecodeKnobs k;
+    if (const char* e = std::getenv("TIDE_DECODE_ATTN")) k.kernel = std::atoi(e);
+    if (const char* e = std::getenv("TIDE_DECODE_MIN_CHUNKS")) {
+      const int n = std::atoi(e);
+      if (n >= 1 && n <= 256) k.min_chunks = n;
+    }
+    return k;
+  }();
+  return knobs;
+}
+
+template <int HD, int G>
+void LaunchDecodeWarpDefault(const AttentionParams& p, cudaStream_t s, const DecodeKnobs& knobs) {
+  if (knobs.kernel != 2 && p.n_kv_heads % kWdWarps == 0) {
+    LaunchDecodeWarp<HD, G, kWdStages, kWdWarps, true>(p, s, knobs.min_chunks);
+  } else {
+    LaunchDecodeWarp<HD, G, kWdStages, kWdWarps, false>(p, s, knobs.min_chunks);
+  }
+}
+
+// True when the warp kernel took the batch: head_dim 64 or 128, a GQA group of at most
+// 8, 16-byte aligned tensors.
+bool TryDecodeWarp(const AttentionParams& p, cudaStream_t s) {
+  const DecodeKnobs& knobs = GetDecodeKnobs();
+  if (knobs.kernel == 0) return false;
+  auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  if (!aligned(p.q) || !aligned(p.out) || !aligned(p.k_cache) || !aligned(p.v_cache)) return false;
+  const int group = p.n_heads / p.n_kv_heads;
+  const int g = group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : group <= 8 ? 8 : 0;
+  if (p.head_dim == 128) {
+    if (g == 4 && knobs.kernel == 3) {
+      LaunchDecodeWarp<128, 4, 4, 2, true>(p, s, knobs.min_chunks);
+      return true;
+    }
+    if (g == 4 && knobs.kernel == 4) {
+      LaunchDecodeWarp<128, 4, 3, 2, true>(p, s, knobs.min_chunks);
+      return true;
+    }
+    switch (g) {
+      case 1: LaunchDecodeWarpDefault<128, 1>(p, s, knobs); return true;
+      case 2: LaunchDecodeWarpDefault<128, 2>(p, s, knobs); return true;
+      case 4: LaunchDecodeWarpDefault<128, 4>(p, s, knobs); return true;
+      case 8: LaunchDecodeWarpDefault<128, 8>(p, s, knobs); return true;
+      default: return false;
+    }
+  }
+  if (p.head_dim == 64) {
+    switch (g) {
+      case 1: LaunchDecodeWarpDefault<64, 1>(p, s, knobs); return true;
+      case 2: LaunchDecodeWarpDefault<64, 2>(p, s, knobs); return true;
+      case 4: LaunchDecodeWarpDefault<64, 4>(p, s, knobs); return true;
+      case 8: LaunchDecodeWarpDefault<64, 8>(p, s, knobs); return true;
+      default: return false;
+    }
+  }
+  return false;
 }
 
 template <int G, int DPL>
@@ -775,16 +1160,19 @@ void LaunchDecode(const AttentionParams& p, cudaStream_t s) {
   TIDE_CUDA_LAUNCHED("attention (decode)");
   if (max_ctx > 32) {  // otherwise every sequence fits one chunk
     const dim3 cgrid(static_cast<unsigned>(p.n_tokens), static_cast<unsigned>(p.n_heads));
-    DecodeCombineKernel<<<cgrid, p.head_dim < 128 ? p.head_dim : 128, 0, s>>>(p, max_chunks, part_o, part_ml);
+    DecodeCombineKernel<<<cgrid, p.head_dim < 128 ? p.head_dim : 128, 0, s>>>(p, kDecMinChunks, max_chunks, part_o,
+                                                                               part_ml);
     TIDE_CUDA_LAUNCHED("attention (decode combine)");
   }
 }
 
-// True when the decode path took the batch: one query row per sequence on average
+// True when a decode path took the batch: one query row per sequence on average
 // (n_tokens == n_seqs), a head_dim that splits into 16-byte lane slices, and a GQA group
-// of at most 8 query heads per KV head.
+// of at most 8 query heads per KV head; the warp kernel first, the register-fed one for
+// the head sizes it does not take.
 bool TryDecode(const AttentionParams& p, cudaStream_t s) {
   if (p.n_tokens != p.n_seqs || p.head_dim % 4 != 0) return false;
+  if (TryDecodeWarp(p, s)) return true;
   const int group = p.n_heads / p.n_kv_heads;
   const int g = group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : group <= 8 ? 8 : 0;
   if (g == 0) return false;

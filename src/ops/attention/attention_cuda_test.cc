@@ -301,27 +301,39 @@ TEST(AttentionCudaTest, BatchInvariant) {
   }
 }
 
-// Decode batches (n_tokens == n_seqs) take the flash-decoding kernel: contexts from one
-// key to past 4096 (256-key chunks), one chunk and many, every GQA group size it
-// serves, and batches where a sequence has no query row while another has two.
+// Decode batches (n_tokens == n_seqs) take the flash-decoding kernels (the warp-per-chunk
+// kernel for head_dim 64/128 and groups up to 8, the register-fed one otherwise):
+// contexts from one key to past 4096 (256-key chunks), one chunk and many, tiles cut
+// short by the context (lengths not a multiple of 8), every GQA group size they serve,
+// batches where a sequence has no query row while another has two, and a batch of 64
+// sequences of mixed lengths at Llama-3-8B heads.
 TEST(AttentionCudaTest, DecodeMatchesRef) {
   TIDE_REQUIRE_CUDA();
   Rng rng(12);
   const std::vector<SeqSpec> decode = {{1, 1}, {1, 31}, {1, 32}, {1, 33}, {1, 160}, {1, 513}, {1, 1040}, {1, 4100}};
   const std::vector<SeqSpec> uneven = {{2, 70}, {0, 9}, {1, 700}, {3, 3}, {0, 1}, {0, 40}};
+  std::vector<SeqSpec> batch64;
+  for (int i = 0; i < 64; ++i) batch64.push_back({1, 1 + static_cast<int>(rng.NextU64() % 1100)});
   struct Case {
     Shape shape;
     const std::vector<SeqSpec>* seqs;
   };
   const Case cases[] = {
-      {{32, 8, 128, 16}, &decode},  // Llama-3-8B heads: group 4, 8 dims per lane
+      {{32, 8, 128, 16}, &decode},  // Llama-3-8B heads: group 4
       {{32, 8, 128, 16}, &uneven},
-      {{8, 8, 128, 16}, &decode},   // MHA: 16 dims per lane
+      {{32, 8, 128, 16}, &batch64},
+      {{32, 8, 128, 32}, &decode},  // 32-token blocks
+      {{8, 8, 128, 16}, &decode},   // MHA
+      {{12, 4, 128, 16}, &uneven},  // group 3 padded to 4
+      {{64, 8, 128, 16}, &decode},  // group 8 at head_dim 128
       {{8, 4, 64, 32}, &decode},    // group 2
+      {{16, 4, 64, 16}, &uneven},   // group 4 at head_dim 64
+      {{16, 16, 64, 16}, &uneven},  // MHA at head_dim 64
       {{14, 2, 64, 16}, &decode},   // group 7 padded to 8
       {{16, 2, 128, 1}, &uneven},   // group 8, one token per block
-      {{4, 2, 32, 16}, &decode},    // head_dim 32
-      {{2, 1, 256, 16}, &uneven},   // head_dim 256: a warp per key
+      {{4, 2, 32, 16}, &decode},    // head_dim 32 (register-fed kernel)
+      {{6, 2, 96, 16}, &decode},    // head_dim 96 (register-fed kernel)
+      {{2, 1, 256, 16}, &uneven},   // head_dim 256: a warp per key (register-fed kernel)
   };
   for (const Case& c : cases) {
     Batch b = MakeBatch(rng, c.shape, *c.seqs);
