@@ -88,30 +88,50 @@ class TimedRunner final : public ModelRunner {
   }
   // The engine's usual path (async scheduling, rows sampled by the runner). A decode
   // step launched with nothing else in flight is timed from Launch to its Collect; under
-  // async scheduling a step is queued behind the running one, so none is.
+  // async scheduling a step is queued behind the running one, so none is. The decode
+  // step period is the time between the results of two consecutive decode steps: with
+  // a step queued behind the running one, a step's own launch-to-results time spans
+  // about two periods.
   Status Launch(const ForwardBatch& batch, std::span<const RowSampling> rows) override {
     const double t0 = EngineClock();
     Status s = inner_->Launch(batch, rows);
-    if (s.ok()) launched_.push_back({batch.num_tokens() == batch.num_seqs() && launched_.empty(), t0});
+    if (s.ok()) launched_.push_back({batch.num_tokens() == batch.num_seqs(), launched_.empty(), t0});
     return s;
   }
   Status Collect(std::vector<SampleResult>* out) override {
     Status s = inner_->Collect(out);
+    const double now = EngineClock();
     if (!launched_.empty()) {
-      if (launched_.front().first) {
-        decode_seconds += EngineClock() - launched_.front().second;
+      const InFlight f = launched_.front();
+      launched_.pop_front();
+      if (f.decode && f.alone) {
+        decode_seconds += now - f.launched_at;
         ++decode_steps;
       }
-      launched_.pop_front();
+      if (f.decode && last_was_decode_) {
+        decode_period_seconds += now - last_collect_;
+        ++decode_periods;
+      }
+      last_was_decode_ = f.decode;
+      last_collect_ = now;
     }
     return s;
   }
   double decode_seconds = 0;
   int64_t decode_steps = 0;
+  double decode_period_seconds = 0;
+  int64_t decode_periods = 0;
 
  private:
+  struct InFlight {
+    bool decode = false;
+    bool alone = false;  // nothing else was in flight at launch
+    double launched_at = 0;
+  };
   std::unique_ptr<ModelRunner> inner_;
-  std::deque<std::pair<bool, double>> launched_;  // (timed, launch time) per step in flight
+  std::deque<InFlight> launched_;
+  bool last_was_decode_ = false;
+  double last_collect_ = 0;
 };
 
 Result<std::string> BenchModelPath(const BenchArgs& a) {
@@ -274,7 +294,11 @@ Status Run(const BenchArgs& a) {
     const double prefill_frac = prefill_flops / st.prefill_step_seconds / lim.fma_f32_flops_per_s;
     const double avg_ctx = p + 1 + a.decode_steps / 2.0;
     const double step_bytes = static_cast<double>(weight_bytes) + bsz * avg_ctx * kv_per_token;
-    const double step_s = st.decode_step_seconds / static_cast<double>(std::max<int64_t>(st.num_decode_steps, 1));
+    // The engine's own decode-step time spans a step from launch to results, about two
+    // step periods under async scheduling: time the period here instead.
+    const double step_s = runner->decode_periods > 0
+                              ? runner->decode_period_seconds / static_cast<double>(runner->decode_periods)
+                              : st.decode_step_seconds / static_cast<double>(std::max<int64_t>(st.num_decode_steps, 1));
     const double decode_tps = bsz / step_s;
     // A decode step cannot beat the slower of its two roofs: reading every weight and the
     // KV once (bandwidth), or its arithmetic (FMA/GEMM peak) — at batch 32 on a CPU the
@@ -304,7 +328,8 @@ Status Run(const BenchArgs& a) {
   if (gpu) {
     std::printf("decode floor = the slower of (weight bytes + KV bytes read) per step / measured read bandwidth "
                 "(bound: mem) and the step's FLOPs / measured bf16 GEMM rate (bound: fma); prefill peak = "
-                "measured bf16 GEMM rate (cuBLASLt); decode = engine step (GPU forward + sampling), forward = "
+                "measured bf16 GEMM rate (cuBLASLt); decode = engine step, timed between the results of consecutive "
+                "decode steps (GPU forward + sampling), forward = "
                 "the model step alone, launch to samples on the host (\"-\" under async scheduling, where every "
                 "step is queued behind the running one)\n");
   } else {
