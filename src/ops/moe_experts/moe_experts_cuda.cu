@@ -16,9 +16,10 @@
 //
 // Steps 2-3 have two forms. Up to kMoeExpertsGemvMaxTokens tokens (decode): GEMV kernels,
 // grid (output-row blocks, active-expert index); each warp streams one weight row (gate
-// and up rows together) once and dots it with all the group's rows, 8 at a time, in f32
-// with 16-byte weight loads; lane l owns the 8-element columns l, l + 32, ... and the
-// lanes meet in a fixed shuffle tree. Larger batches: a 64x64 f32 SIMT tiled GEMM over
+// and up rows together) and dots it with min(tokens, 8) of the group's rows per pass (a
+// group of more rows reads the row again, mostly from L2), in f32 with 16-byte weight
+// loads; lane l owns the 8-element columns l, l + 32, ... and the lanes meet in a fixed
+// shuffle tree. Larger batches: a 64x64 f32 SIMT tiled GEMM over
 // the tile list (each element one thread's k-ordered FMA chain). Either way a row's
 // result does not depend on where in its group it lands, so each token's result depends
 // only on its own routing. Accumulation is f32 throughout (bf16 and f16 weights are exact
@@ -160,7 +161,6 @@ __device__ __forceinline__ void LoadX8(const float* p, float* out) {
 }
 
 constexpr int kGemvWarps = 8;
-constexpr int kGemvRows = 8;  // rows of the group per pass over the weight row
 
 struct GemmArgs {
   const void* const* table;  // [3, n_experts]: gate, up, down
@@ -183,8 +183,14 @@ __device__ __forceinline__ const float* RowOf(const GemmArgs& a, int r) {
   return a.x + static_cast<int64_t>(r) * a.k;
 }
 
-template <typename W, bool kGateUp>
+// R: rows of the group per pass over the weight rows (a token adds at most one row to an
+// expert's group, so min(tokens, 8) suffices). With few rows each lane issues U 16-byte
+// loads per matrix before their first use, so enough bytes are in flight; the per-lane
+// order of the FMAs (chunks ascending) is the same for every R and U, so a row's result
+// does not depend on them.
+template <typename W, bool kGateUp, int R>
 __global__ void __launch_bounds__(kGemvWarps * 32) GemvKernel(GemmArgs a) {
+  constexpr int U = R <= 2 ? 4 : R <= 4 ? 2 : 1;
   if (static_cast<int>(blockIdx.y) >= a.header[0]) return;
   const int e = a.active[blockIdx.y];
   const int r0 = a.offsets[e], r1 = a.offsets[e + 1];
@@ -197,25 +203,35 @@ __global__ void __launch_bounds__(kGemvWarps * 32) GemvKernel(GemmArgs a) {
   const bool vec = k % 8 == 0 && reinterpret_cast<uintptr_t>(w0) % 16 == 0 && reinterpret_cast<uintptr_t>(w1) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(a.x) % 16 == 0;
   const int64_t k_vec = vec ? k : 0;
-  for (int rb = r0; rb < r1; rb += kGemvRows) {
-    const int m = min(kGemvRows, r1 - rb);
-    const float* xr[kGemvRows];
+  for (int rb = r0; rb < r1; rb += R) {
+    const int m = min(R, r1 - rb);
+    const float* xr[R];
 #pragma unroll
-    for (int i = 0; i < kGemvRows; ++i) xr[i] = RowOf<kGateUp>(a, rb + min(i, m - 1));
-    float acc0[kGemvRows] = {}, acc1[kGemvRows] = {};
-    for (int64_t c = int64_t{lane} * 8; c < k_vec; c += 32 * 8) {
-      float wa[8], wb[8];
-      Load8<W>(w0 + c, wa);
-      if constexpr (kGateUp) Load8<W>(w1 + c, wb);
+    for (int i = 0; i < R; ++i) xr[i] = RowOf<kGateUp>(a, rb + min(i, m - 1));
+    float acc0[R] = {}, acc1[R] = {};
+    for (int64_t c0 = int64_t{lane} * 8; c0 < k_vec; c0 += 32 * 8 * U) {
+      float wa[U][8], wb[U][8];
 #pragma unroll
-      for (int i = 0; i < kGemvRows; ++i) {
-        if (i >= m) continue;
-        float xv[8];
-        LoadX8(xr[i] + c, xv);
+      for (int u = 0; u < U; ++u) {
+        const int64_t c = c0 + u * 32 * 8;
+        if (c >= k_vec) continue;
+        Load8<W>(w0 + c, wa[u]);
+        if constexpr (kGateUp) Load8<W>(w1 + c, wb[u]);
+      }
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          acc0[i] = fmaf(wa[j], xv[j], acc0[i]);
-          if constexpr (kGateUp) acc1[i] = fmaf(wb[j], xv[j], acc1[i]);
+      for (int u = 0; u < U; ++u) {
+        const int64_t c = c0 + u * 32 * 8;
+        if (c >= k_vec) continue;
+#pragma unroll
+        for (int i = 0; i < R; ++i) {
+          if (i >= m) continue;
+          float xv[8];
+          LoadX8(xr[i] + c, xv);
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+            acc0[i] = fmaf(wa[u][j], xv[j], acc0[i]);
+            if constexpr (kGateUp) acc1[i] = fmaf(wb[u][j], xv[j], acc1[i]);
+          }
         }
       }
     }
@@ -223,14 +239,14 @@ __global__ void __launch_bounds__(kGemvWarps * 32) GemvKernel(GemmArgs a) {
       const float wa = cuda::ToF32<W>(w0[c]);
       const float wb = kGateUp ? cuda::ToF32<W>(w1[c]) : 0.f;
 #pragma unroll
-      for (int i = 0; i < kGemvRows; ++i) {
+      for (int i = 0; i < R; ++i) {
         if (i >= m) continue;
         acc0[i] = fmaf(wa, xr[i][c], acc0[i]);
         if constexpr (kGateUp) acc1[i] = fmaf(wb, xr[i][c], acc1[i]);
       }
     }
 #pragma unroll
-    for (int i = 0; i < kGemvRows; ++i) {
+    for (int i = 0; i < R; ++i) {
       if (i >= m) continue;
       const float g = cuda::WarpSum(acc0[i]);
       const float u = kGateUp ? cuda::WarpSum(acc1[i]) : 0.f;
@@ -341,17 +357,31 @@ __global__ void CombineKernel(const int32_t* __restrict__ ids, const float* __re
   }
 }
 
+template <typename W, int R>
+void LaunchGemvs(const GemmArgs& gate_up, const GemmArgs& down, const Layout& l, cudaStream_t st) {
+  const dim3 block(kGemvWarps * 32);
+  const auto grid = [&](const GemmArgs& g) {
+    return dim3(static_cast<unsigned>(cuda::CeilDiv(g.n, kGemvWarps)), static_cast<unsigned>(l.max_active));
+  };
+  GemvKernel<W, true, R><<<grid(gate_up), block, 0, st>>>(gate_up);
+  TIDE_CUDA_LAUNCHED("moe_experts (gate/up gemv)");
+  GemvKernel<W, false, R><<<grid(down), block, 0, st>>>(down);
+  TIDE_CUDA_LAUNCHED("moe_experts (down gemv)");
+}
+
 template <typename W>
-void LaunchGemms(const GemmArgs& gate_up, const GemmArgs& down, bool gemv, const Layout& l, cudaStream_t st) {
+void LaunchGemms(const GemmArgs& gate_up, const GemmArgs& down, int64_t tokens, bool gemv, const Layout& l,
+                 cudaStream_t st) {
   if (gemv) {
-    const dim3 block(kGemvWarps * 32);
-    const auto grid = [&](const GemmArgs& g) {
-      return dim3(static_cast<unsigned>(cuda::CeilDiv(g.n, kGemvWarps)), static_cast<unsigned>(l.max_active));
-    };
-    GemvKernel<W, true><<<grid(gate_up), block, 0, st>>>(gate_up);
-    TIDE_CUDA_LAUNCHED("moe_experts (gate/up gemv)");
-    GemvKernel<W, false><<<grid(down), block, 0, st>>>(down);
-    TIDE_CUDA_LAUNCHED("moe_experts (down gemv)");
+    if (tokens == 1) {
+      LaunchGemvs<W, 1>(gate_up, down, l, st);
+    } else if (tokens == 2) {
+      LaunchGemvs<W, 2>(gate_up, down, l, st);
+    } else if (tokens <= 4) {
+      LaunchGemvs<W, 4>(gate_up, down, l, st);
+    } else {
+      LaunchGemvs<W, 8>(gate_up, down, l, st);
+    }
     return;
   }
   const auto grid = [&](const GemmArgs& g) {
@@ -396,13 +426,13 @@ void MoeExpertsCuda(const MoeExpertsParams& p, void* stream) {
     down.k = static_cast<int>(p.inter);
     switch (dtype) {
       case DType::kF32:
-        LaunchGemms<float>(gate_up, down, gemv, l, st);
+        LaunchGemms<float>(gate_up, down, tokens, gemv, l, st);
         break;
       case DType::kF16:
-        LaunchGemms<__half>(gate_up, down, gemv, l, st);
+        LaunchGemms<__half>(gate_up, down, tokens, gemv, l, st);
         break;
       case DType::kBF16:
-        LaunchGemms<__nv_bfloat16>(gate_up, down, gemv, l, st);
+        LaunchGemms<__nv_bfloat16>(gate_up, down, tokens, gemv, l, st);
         break;
       default:
         TIDE_CHECK(false && "moe_experts: CUDA expert weights must be f32, f16 or bf16");
