@@ -16,9 +16,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   for t in ops_cuda_test cuda_golden_test decode_graph_cuda_test; do
     F=""; [ $t = ops_cuda_test ] && F="--gtest_filter=${OPS_FILTER:-*}"
-    timeout 200 $D/$t $F > $OUT/$t.log 2>&1; echo "=== $t rc=$?"
-    grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|Failure|Expected|Which is|error" $OUT/$t.log | head -20
+    timeout 200 $D/$t $F > $OUT/$t.log 2>&1; echo "=== $t rc=$?" >> $OUT/tests.txt
+    grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|Failure|Expected|Which is|error|differ" $OUT/$t.log | head -20 >> $OUT/tests.txt
   done
+  cat $OUT/tests.txt
 fi
 [ "${SKIP_BENCH:-0}" = 1 ] && exit 0
 for m in qwen3_moe_small mixtral_small; do
@@ -32,5 +33,6 @@ for m in qwen3_moe_small mixtral_small; do
   done
   rm -rf /tmp/$m
 done
-echo "=== summary"
+echo "=== summary (batch prompt | prefill tok/s, of peak | decode tok/s, of floor, bound | forward tok/s, of floor, ms)"
 for f in $OUT/bench_*.log; do echo "-- $(basename $f)"; grep -E "^[0-9]" $f; done
+[ -f $OUT/tests.txt ] && { echo "=== tests"; cat $OUT/tests.txt; }

@@ -17,13 +17,14 @@
 // Steps 2-3 have two forms. Up to kMoeExpertsGemvMaxTokens tokens (decode): GEMV kernels,
 // grid (output-row blocks, active-expert index); each warp streams one weight row (gate
 // and up rows together) and dots it with min(tokens, 8) of the group's rows per pass (a
-// group of more rows reads the row again, mostly from L2), in f32 with 16-byte weight
-// loads; lane l owns the 8-element columns l, l + 32, ... and the lanes meet in a fixed
-// shuffle tree. Larger batches: a 64x64 f32 SIMT tiled GEMM over
-// the tile list (each element one thread's k-ordered FMA chain). Either way a row's
-// result does not depend on where in its group it lands, so each token's result depends
-// only on its own routing. Accumulation is f32 throughout (bf16 and f16 weights are exact
-// in f32).
+// larger group passes again over the row it just read, so from cache), in f32 with
+// 16-byte weight loads; lane l owns the 8-element columns l, l + 32, ... and the lanes
+// meet in a fixed shuffle tree. Larger batches: a 64x64 f32 SIMT tiled GEMM over the
+// tile list (each element one thread's k-ordered FMA chain). Either way a row's result
+// does not depend on where in its group it lands, so each token's result depends only on
+// its own routing. Accumulation is f32 throughout (bf16 and f16 weights are exact in
+// f32). Neither form uses the tensor cores yet: groups of many rows (Mixtral-like, 8
+// experts, from ~32 tokens) and prefill are bound by the f32 FMA pipes.
 #include <algorithm>
 #include <cstdint>
 
