@@ -11,6 +11,7 @@
 #include "engine/logits_processor.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
+#include "ops/logits_process/logits_process.h"
 #include "ops/sample/sample.h"
 
 namespace tide {
@@ -69,16 +70,6 @@ Status CheckLaunch(const ForwardBatch& batch, std::span<const RowSampling> rows,
     if (row.sampler == nullptr || (row.process && row.request == nullptr))
       return InvalidArgument("Launch: a row without its sampling parameters");
   return OkStatus();
-}
-
-// Whether every row is plain greedy sampling of the raw logits: the device op's case.
-bool AllGreedy(std::span<const RowSampling> rows, int* top_logprobs) {
-  *top_logprobs = 0;
-  for (const RowSampling& row : rows) {
-    if (row.sampler->temperature != 0.f || row.process) return false;
-    *top_logprobs = std::max(*top_logprobs, row.sampler->top_logprobs);
-  }
-  return true;
 }
 
 class ModelForwardRunner final : public ModelRunner {
@@ -143,19 +134,28 @@ class ModelForwardRunner final : public ModelRunner {
   }
 
   // On CUDA: the step and its sampling are queued on the runner's stream, with the input
-  // tokens of pending samples gathered on the device (Model::ForwardKeepLogits) and the
-  // ids and log-probabilities copied back into pinned memory behind an event; Collect
-  // waits for that event only. Two result slots alternate: the step launched next reads
-  // the ids of this one while writing its own.
+  // tokens of pending samples gathered on the device (Model::ForwardKeepLogits), every
+  // row processed (ops/logits_process) and sampled (ops/sample) there, and only the ids
+  // and log-probabilities copied back, into pinned memory behind an event; Collect waits
+  // for that event only. Two result slots alternate: the step launched next reads the
+  // ids of this one while writing its own.
   Status Launch(const ForwardBatch& batch, std::span<const RowSampling> rows) override {
     if (ctx_.device == DeviceKind::kCpu) return ModelRunner::Launch(batch, rows);
     RETURN_IF_ERROR(CheckLaunch(batch, rows, flights_.size(), prev_rows_));
     if (!cache_) return FailedPrecondition("KV cache not allocated");
     int top = 0;
-    const bool greedy = AllGreedy(rows, &top);
+    bool greedy = true, process = false;
+    for (const RowSampling& row : rows) {
+      top = std::max(top, row.sampler->top_logprobs);
+      greedy &= row.sampler->temperature == 0.f;
+      process |= row.process;
+    }
     RETURN_IF_ERROR(CheckTop(top));
     const int64_t vocab = model_.config().vocab_size;
-    const GreedyLayout layout{static_cast<int64_t>(rows.size()), greedy ? top : 0};
+    if (process && vocab > kLogitsProcessCudaMaxVocab)
+      return Unimplemented("logits processing on the GPU is limited to a vocabulary of " +
+                           std::to_string(kLogitsProcessCudaMaxVocab));
+    const GreedyLayout layout{static_cast<int64_t>(rows.size()), top};
     Slot& slot = slots_[next_slot_];
     const int64_t bytes = std::max<int64_t>(layout.bytes(), 8);
     if (slot.dev.size() < bytes) {
@@ -168,44 +168,54 @@ class ModelForwardRunner final : public ModelRunner {
       ASSIGN_OR_RETURN(slot.done, DeviceEvent::Create(ctx_.device));
       slot.ready = true;
     }
+    // The rows' settings (and lists) go up before the forward is queued: one copy each.
+    if (!greedy || process) RETURN_IF_ERROR(UploadSampling(rows, process, vocab));
     const float* logits = nullptr;
     RETURN_IF_ERROR(model_.ForwardKeepLogits(ctx_, batch, *cache_, &logits, prev_ids_));
+    if (layout.rows > 0) {
+      const float* chosen = logits;
+      if (process) {
+        // The token is drawn from the processed copy; logprobs stay of the raw rows.
+        ASSIGN_OR_RETURN(float* proc, processed_.Grow(ctx_.device, layout.rows * vocab));
+        RETURN_IF_ERROR(CopyOnDevice(ctx_, proc, logits, layout.rows * vocab * 4));
+        LogitsProcess(ctx_, lists_.Params(proc, layout.rows, vocab));
+        chosen = proc;
+      }
+      if (greedy && !process) {
+        SampleGreedy(ctx_, layout.Params(logits, vocab, slot.dev.data()));
+      } else {
+        const SampleGreedyParams out = layout.Params(chosen, vocab, slot.dev.data());
+        SampleParams sp;
+        sp.logits = chosen;
+        sp.raw_logits = logits;
+        sp.spec = specs_dev_.as<SampleRowSpec>();
+        sp.rows = layout.rows;
+        sp.vocab = vocab;
+        sp.top_k_logprobs = top;
+        sp.token = out.token;
+        sp.logprob = out.logprob;
+        sp.top_ids = out.top_ids;
+        sp.top_logprobs = out.top_logprobs;
+        Sample(ctx_, sp);
+      }
+    }
+    RETURN_IF_ERROR(CopyToHostAsync(ctx_, slot.host.data(), slot.dev.data(), layout.bytes()));
+    RETURN_IF_ERROR(slot.done.Record(ctx_));
     InFlight f;
     f.slot = next_slot_;
     f.layout = layout;
-    f.on_device = greedy;
-    if (greedy) {
-      if (layout.rows > 0) SampleGreedy(ctx_, layout.Params(logits, vocab, slot.dev.data()));
-      RETURN_IF_ERROR(CopyToHostAsync(ctx_, slot.host.data(), slot.dev.data(), layout.bytes()));
-      RETURN_IF_ERROR(slot.done.Record(ctx_));
-    } else {
-      // Rows other than plain greedy are sampled on the host for now: their logits come
-      // over (this waits for the device), and the ids go back for the next step's gather.
-      logits_host_.resize(static_cast<size_t>(layout.rows * vocab));
-      RETURN_IF_ERROR(CopyToHost(ctx_, logits_host_.data(), logits, layout.rows * vocab * 4));
-      ids_host_.resize(rows.size());
-      for (size_t r = 0; r < rows.size(); ++r) {
-        f.results.push_back(SampleRow(logits_host_.data() + static_cast<int64_t>(r) * vocab, vocab, rows[r], &scratch_));
-        ids_host_[r] = f.results.back().token;
-      }
-      RETURN_IF_ERROR(CopyToDevice(ctx_, slot.dev.data(), ids_host_.data(), layout.rows * 4));
-    }
     prev_ids_ = slot.dev.as<int32_t>();
     prev_rows_ = layout.rows;
     next_slot_ ^= 1;
-    flights_.push_back(std::move(f));
+    flights_.push_back(f);
     return OkStatus();
   }
 
   Status Collect(std::vector<SampleResult>* out) override {
     if (ctx_.device == DeviceKind::kCpu) return ModelRunner::Collect(out);
     if (flights_.empty()) return FailedPrecondition("Collect: no step in flight");
-    InFlight f = std::move(flights_.front());
+    const InFlight f = flights_.front();
     flights_.pop_front();
-    if (!f.on_device) {
-      *out = std::move(f.results);
-      return OkStatus();
-    }
     const Slot& slot = slots_[f.slot];
     RETURN_IF_ERROR(slot.done.Wait());
     Unpack(f.layout.Params(nullptr, model_.config().vocab_size, slot.host.data()), out);
@@ -222,9 +232,110 @@ class ModelForwardRunner final : public ModelRunner {
   struct InFlight {
     int slot = 0;
     GreedyLayout layout;
-    bool on_device = false;
-    std::vector<SampleResult> results;  // !on_device: sampled at launch
   };
+
+  // ops/logits_process's CSR lists for one step, packed into one device buffer.
+  struct Lists {
+    std::vector<int32_t> ints;   // offsets and ids, array after array
+    std::vector<float> floats;   // bias values, then the three penalties per row
+    size_t prompt_off = 0, prompt_ids = 0, output_off = 0, output_ids = 0, bias_off = 0, bias_ids = 0,
+           masked_off = 0, masked_ids = 0;
+    size_t bias_values = 0, repetition = 0, presence = 0, frequency = 0;
+    const uint8_t* dev = nullptr;  // ints, then floats
+    LogitsProcessParams Params(float* logits, int64_t rows, int64_t vocab) const {
+      const auto* i = reinterpret_cast<const int32_t*>(dev);
+      const auto* f = reinterpret_cast<const float*>(dev + ints.size() * 4);
+      LogitsProcessParams p;
+      p.logits = logits;
+      p.rows = rows;
+      p.vocab = vocab;
+      p.prompt_offsets = i + prompt_off;
+      p.prompt_ids = i + prompt_ids;
+      p.output_offsets = i + output_off;
+      p.output_ids = i + output_ids;
+      p.bias_offsets = i + bias_off;
+      p.bias_ids = i + bias_ids;
+      p.bias_values = f + bias_values;
+      p.masked_offsets = i + masked_off;
+      p.masked_ids = i + masked_ids;
+      p.repetition_penalty = f + repetition;
+      p.presence_penalty = f + presence;
+      p.frequency_penalty = f + frequency;
+      return p;
+    }
+  };
+
+  // Per row the SampleRowSpec and, with `process`, ProcessLogits' inputs as CSR lists
+  // (bias; EOS and stop ids while min_tokens is not reached; the prompt for a repetition
+  // penalty and the outputs for any penalty, which the engine gives only with every
+  // token known), each uploaded in one copy.
+  Status UploadSampling(std::span<const RowSampling> rows, bool process, int64_t vocab) {
+    specs_host_.clear();
+    for (const RowSampling& row : rows) {
+      const SamplingParams& p = *row.sampler;
+      specs_host_.push_back({p.temperature, p.top_k, p.top_p, p.min_p, p.seed, row.position});
+    }
+    const int64_t spec_bytes = std::max<int64_t>(static_cast<int64_t>(specs_host_.size() * sizeof(SampleRowSpec)), 1);
+    if (specs_dev_.size() < spec_bytes) {
+      ASSIGN_OR_RETURN(specs_dev_, DeviceBuffer::Allocate(ctx_.device, spec_bytes));
+    }
+    RETURN_IF_ERROR(CopyToDevice(ctx_, specs_dev_.data(), specs_host_.data(), spec_bytes));
+    if (!process) return OkStatus();
+    Lists& l = lists_;
+    l.ints.clear();
+    l.floats.clear();
+    // One CSR list per kind: offsets [rows + 1] then ids, appended to l.ints.
+    auto csr = [&](size_t* off, size_t* ids, auto&& fill) {
+      *off = l.ints.size();
+      l.ints.resize(l.ints.size() + rows.size() + 1);
+      std::vector<int32_t> all;
+      for (size_t r = 0; r < rows.size(); ++r) {
+        l.ints[*off + r] = static_cast<int32_t>(all.size());
+        if (rows[r].process) fill(rows[r], &all);
+      }
+      l.ints[*off + rows.size()] = static_cast<int32_t>(all.size());
+      *ids = l.ints.size();
+      l.ints.insert(l.ints.end(), all.begin(), all.end());
+    };
+    csr(&l.prompt_off, &l.prompt_ids, [](const RowSampling& row, std::vector<int32_t>* v) {
+      if (row.request->repetition_penalty != 1.f) v->insert(v->end(), row.prompt.begin(), row.prompt.end());
+    });
+    csr(&l.output_off, &l.output_ids, [](const RowSampling& row, std::vector<int32_t>* v) {
+      if (NeedsTokenHistory(*row.request)) v->insert(v->end(), row.output.begin(), row.output.end());
+    });
+    std::vector<float> bias_values;
+    csr(&l.bias_off, &l.bias_ids, [&](const RowSampling& row, std::vector<int32_t>* v) {
+      for (const auto& [id, b] : row.request->logit_bias) {
+        v->push_back(id);
+        bias_values.push_back(b);
+      }
+    });
+    csr(&l.masked_off, &l.masked_ids, [](const RowSampling& row, std::vector<int32_t>* v) {
+      const SamplingParams& p = *row.request;
+      if (static_cast<int64_t>(row.output.size()) >= p.min_tokens) return;
+      if (!p.ignore_eos) v->insert(v->end(), row.eos_ids.begin(), row.eos_ids.end());
+      v->insert(v->end(), p.stop_token_ids.begin(), p.stop_token_ids.end());
+    });
+    l.bias_values = 0;
+    l.floats = std::move(bias_values);
+    auto per_row = [&](size_t* at, float off_value, auto&& get) {
+      *at = l.floats.size();
+      for (const RowSampling& row : rows) l.floats.push_back(row.process ? get(*row.request) : off_value);
+    };
+    per_row(&l.repetition, 1.f, [](const SamplingParams& p) { return p.repetition_penalty; });
+    per_row(&l.presence, 0.f, [](const SamplingParams& p) { return p.presence_penalty; });
+    per_row(&l.frequency, 0.f, [](const SamplingParams& p) { return p.frequency_penalty; });
+    const int64_t bytes = static_cast<int64_t>(l.ints.size() * 4 + l.floats.size() * 4);
+    lists_host_.resize(static_cast<size_t>(bytes));
+    std::memcpy(lists_host_.data(), l.ints.data(), l.ints.size() * 4);
+    std::memcpy(lists_host_.data() + l.ints.size() * 4, l.floats.data(), l.floats.size() * 4);
+    if (lists_dev_.size() < bytes) {
+      ASSIGN_OR_RETURN(lists_dev_, DeviceBuffer::Allocate(ctx_.device, bytes));
+    }
+    RETURN_IF_ERROR(CopyToDevice(ctx_, lists_dev_.data(), lists_host_.data(), bytes));
+    l.dev = lists_dev_.as<uint8_t>();
+    return OkStatus();
+  }
 
   Model& model_;
   ExecContext ctx_;
@@ -237,8 +348,21 @@ class ModelForwardRunner final : public ModelRunner {
   std::deque<InFlight> flights_;
   const int32_t* prev_ids_ = nullptr;  // device: the last launched step's sampled ids
   int64_t prev_rows_ = 0;
-  std::vector<float> logits_host_, scratch_;
-  std::vector<int32_t> ids_host_;
+  std::vector<SampleRowSpec> specs_host_;
+  DeviceBuffer specs_dev_, lists_dev_;
+  Lists lists_;
+  std::vector<uint8_t> lists_host_;
+  // The processed copy of the logit rows (grown on demand, reused every step).
+  struct Grown {
+    DeviceBuffer buf;
+    Result<float*> Grow(DeviceKind device, int64_t n) {
+      if (buf.size() < n * 4) {
+        buf = DeviceBuffer();
+        ASSIGN_OR_RETURN(buf, DeviceBuffer::Allocate(device, n * 4));
+      }
+      return buf.as<float>();
+    }
+  } processed_;
 };
 
 }  // namespace

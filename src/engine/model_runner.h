@@ -108,6 +108,9 @@ class ModelRunner {
 // A runner over a loaded Model on `ctx`. REQUIRES: model and ctx.pool outlive it.
 // On CUDA the runner queues its work on a stream of its own and runs decode steps as
 // CUDA graphs (Model::SetDecodeGraphs) unless the environment sets TIDE_CUDA_GRAPHS=0.
+// Its Launch processes and samples every row on the device (ops/logits_process,
+// ops/sample) and Collect copies back only ids and log-probabilities; on the CPU it uses
+// the default Launch / Collect.
 std::unique_ptr<ModelRunner> MakeModelRunner(Model& model, const ExecContext& ctx);
 
 }  // namespace tide
