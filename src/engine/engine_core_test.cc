@@ -556,5 +556,82 @@ TEST(EngineCoreTest, PromptLogprobsSurviveAPreemptionMidPrompt) {
   EXPECT_EQ(c.tokens[K("low", 0)], Reference(fake, low));
 }
 
+// The async pipeline step by step: the first Step only launches (its outputs come one
+// Step later), no step computes a token past max_tokens, and a stop leaves exactly one
+// speculative step whose sample is never emitted. Without async scheduling each Step
+// emits its own step.
+TEST(EngineCoreTest, AsyncStepsLagByOneNeverPassMaxTokensAndDiscardTheStepAfterAStop) {
+  Rng rng(12);
+  const std::vector<int32_t> prompt = RandomPrompt(rng, 6);
+  Request free_run = MakeRequest("m", prompt, 7);
+  FakeModelRunner ref_fake;
+  const std::vector<int32_t> want = Reference(ref_fake, free_run);
+  for (bool async : {false, true}) {
+    const std::string mode = async ? "async" : "sync";
+    // max_tokens = 7: 1 prefill + 6 decode steps in both modes.
+    {
+      FakeModelRunner fake;
+      EngineOptions o = SmallOptions();
+      o.async_scheduling = async;
+      auto core = MakeCore(fake, o);
+      ASSERT_TRUE(core->AddRequest(free_run, 0).ok());
+      std::vector<RequestOutput> outs;
+      core->Step(&outs);
+      EXPECT_EQ(outs.size(), async ? 0u : 1u) << mode;
+      Collected c;
+      Absorb(outs, &c);
+      RunToCompletion(*core, &c);
+      EXPECT_EQ(c.tokens[K("m", 0)], want) << mode;
+      EXPECT_EQ(fake.TEST_steps().size(), 7u) << mode;
+      EXPECT_EQ(c.final[K("m", 0)].usage.completion_tokens, 7) << mode;
+    }
+    // A stop id at the third token: the async engine has already launched the step for
+    // the fourth; it runs, and its sample is dropped.
+    {
+      FakeModelRunner fake;
+      EngineOptions o = SmallOptions();
+      o.async_scheduling = async;
+      auto core = MakeCore(fake, o);
+      Request r = free_run;
+      r.sampling.stop_token_ids = {want[2]};
+      const size_t first = static_cast<size_t>(std::find(want.begin(), want.end(), want[2]) - want.begin());
+      ASSERT_TRUE(core->AddRequest(r, 0).ok());
+      Collected c;
+      RunToCompletion(*core, &c);
+      EXPECT_EQ(c.tokens[K("m", 0)], std::vector<int32_t>(want.begin(), want.begin() + static_cast<std::ptrdiff_t>(first) + 1))
+          << mode;
+      EXPECT_EQ(c.final[K("m", 0)].finish_reason, FinishReason::kStop) << mode;
+      EXPECT_EQ(c.final[K("m", 0)].usage.completion_tokens, static_cast<int64_t>(first) + 1) << mode;
+      EXPECT_EQ(fake.TEST_steps().size(), first + 1 + (async ? 1 : 0)) << mode;
+      EXPECT_EQ(core->block_pool().num_free(), core->block_pool().num_blocks()) << mode;
+      EXPECT_EQ(core->stats().num_generated_tokens, static_cast<int64_t>(first) + 1) << mode;
+    }
+    // Aborted while its next step is in flight: the abort's final output is the last
+    // thing the request emits, with the tokens emitted so far counted.
+    {
+      FakeModelRunner fake;
+      EngineOptions o = SmallOptions();
+      o.async_scheduling = async;
+      auto core = MakeCore(fake, o);
+      ASSERT_TRUE(core->AddRequest(free_run, 0).ok());
+      Collected c;
+      std::vector<RequestOutput> outs;
+      while (c.tokens[K("m", 0)].size() < 3) {
+        core->Step(&outs);
+        Absorb(outs, &c);
+      }
+      ASSERT_TRUE(core->Abort("m", &outs));
+      Absorb(outs, &c);
+      EXPECT_FALSE(core->HasUnfinished()) << mode;
+      EXPECT_EQ(c.tokens[K("m", 0)], std::vector<int32_t>(want.begin(), want.begin() + 3)) << mode;
+      EXPECT_EQ(c.final[K("m", 0)].finish_reason, FinishReason::kAbort) << mode;
+      EXPECT_EQ(c.final[K("m", 0)].usage.completion_tokens, 3) << mode;
+      EXPECT_EQ(core->block_pool().num_free(), core->block_pool().num_blocks()) << mode;
+      core->Step(&outs);
+      EXPECT_TRUE(outs.empty()) << mode;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tide
