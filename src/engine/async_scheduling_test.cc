@@ -43,7 +43,16 @@ class RecordingRunner final : public ModelRunner {
     if (batch.has_prev_samples()) ++num_launches_reading_pending;
     return ModelRunner::Launch(batch, rows);
   }
+  Status Collect(std::vector<SampleResult>* out) override {
+    Status s = ModelRunner::Collect(out);
+    if (s.ok() && fail_next_collect) {
+      fail_next_collect = false;
+      return Internal("injected collect failure");
+    }
+    return s;
+  }
   int num_forwards = 0, num_launches = 0, num_launches_reading_pending = 0;
+  bool fail_next_collect = false;
 
  private:
   ModelRunner& inner_;
@@ -295,6 +304,67 @@ TEST(AsyncSchedulingTest, BuiltinModelOnTheCpuIsIdenticalToTheSynchronousEngine)
     bool any_text = false;
     for (const auto& [k, c] : sync.completions) any_text |= !c.text.empty();
     EXPECT_TRUE(any_text);
+  }
+}
+
+// A failed Launch (with the previous step in flight) or a failed Collect ends exactly the
+// requests of that step with the runner's status, keeps what they emitted before, frees
+// their blocks, and leaves the engine usable; a request not in that step runs on.
+TEST(AsyncSchedulingTest, FailedLaunchOrCollectEndsThatStepsRequestsOnly) {
+  for (bool fail_collect : {false, true}) {
+    const std::string what = fail_collect ? "collect" : "launch";
+    FakeModelRunner fake;
+    RecordingRunner runner(fake);
+    EngineOptions o;
+    o.num_kv_blocks = 64;
+    o.block_size = 4;
+    o.max_model_len = 64;
+    o.max_num_seqs = 2;  // "late" waits until a slot frees
+    auto core = EngineCore::Create(runner, nullptr, o);
+    ASSERT_TRUE(core.ok()) << core.status().ToString();
+    Request a, b, late;
+    a.id = "a";
+    a.prompt = {1, 2, 3, 4, 5};
+    a.sampling.max_tokens = 20;
+    a.sampling.ignore_eos = true;
+    b = a;
+    b.id = "b";
+    b.prompt = {6, 7};
+    late = a;
+    late.id = "late";
+    late.sampling.max_tokens = 4;
+    for (const Request& r : {a, b, late}) ASSERT_TRUE((*core)->AddRequest(r, 0).ok());
+    std::vector<RequestOutput> outs;
+    std::map<std::string, std::vector<RequestOutput>> by_id;
+    auto step = [&] {
+      outs.clear();
+      (*core)->Step(&outs);
+      for (RequestOutput& ro : outs) by_id[ro.request_id].push_back(ro);
+    };
+    for (int i = 0; i < 4; ++i) step();
+    ASSERT_EQ(by_id["a"].size(), 3u) << what;  // the 4th step is in flight
+    if (fail_collect) {
+      runner.fail_next_collect = true;
+    } else {
+      fake.TEST_FailNextForward();
+    }
+    step();
+    for (const char* id : {"a", "b"}) {
+      ASSERT_FALSE(by_id[id].empty()) << what;
+      const RequestOutput& last = by_id[id].back();
+      EXPECT_EQ(last.finish_reason, FinishReason::kAbort) << what << " " << id;
+      EXPECT_EQ(last.status.code(), StatusCode::kInternal) << what << " " << id;
+      int64_t emitted = 0;
+      for (const RequestOutput& ro : by_id[id]) emitted += static_cast<int64_t>(ro.token_ids.size());
+      EXPECT_EQ(last.usage.completion_tokens, emitted) << what << " " << id;
+      EXPECT_EQ(emitted, 3) << what << " " << id;
+    }
+    while ((*core)->HasUnfinished()) step();
+    ASSERT_FALSE(by_id["late"].empty()) << what;
+    EXPECT_EQ(by_id["late"].back().finish_reason, FinishReason::kLength) << what;
+    EXPECT_TRUE(by_id["late"].back().status.ok()) << what;
+    EXPECT_EQ(by_id["a"].back().finish_reason, FinishReason::kAbort) << what;  // nothing after the final output
+    EXPECT_EQ((*core)->block_pool().num_free(), (*core)->block_pool().num_blocks()) << what;
   }
 }
 
