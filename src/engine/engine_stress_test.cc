@@ -31,9 +31,10 @@ std::vector<int32_t> Reference(const FakeModelRunner& fake, const Request& r, in
 
 // Random arrivals (priorities 0..2, some n > 1, some asking for prompt logprobs) and
 // cancellations under a KV budget that makes preemption routine.
-void RunStress(bool prefix_caching) {
+void RunStress(bool prefix_caching, bool async_scheduling = true) {
   FakeModelRunner fake;
   EngineOptions o;
+  o.async_scheduling = async_scheduling;
   o.num_kv_blocks = 32;  // 128 tokens for up to 24 sequences: preemption is routine
   o.block_size = 4;
   o.max_num_seqs = 24;
@@ -137,6 +138,10 @@ void RunStress(bool prefix_caching) {
 TEST(EngineStressTest, TenThousandRandomRequestsWithCancellationsLeakNothing) { RunStress(/*prefix_caching=*/true); }
 
 TEST(EngineStressTest, WithoutPrefixCachingSharedSiblingBlocksLeakNothing) { RunStress(/*prefix_caching=*/false); }
+
+TEST(EngineStressTest, SynchronousStepsLeakNothing) {
+  RunStress(/*prefix_caching=*/true, /*async_scheduling=*/false);
+}
 
 TEST(EngineStressTest, SharedSystemPromptHitRate) {
   // 200 requests = one 64-token system prompt + a 0..15-token user suffix. After the
