@@ -280,6 +280,9 @@ bool EngineCore::NeedsHostLogits(const SchedulerOutput& plan) const {
 }
 
 bool EngineCore::NeedsPendingHistory(const SchedulerOutput& plan) const {
+  // A launched step's samples reach the runner's penalties on the device; one run on the
+  // host left them only in its results.
+  if (flights_.empty() || !flights_.back().on_host) return false;
   for (const ScheduledSequence& ss : plan.scheduled)
     if (ss.samples && ss.seq->num_pending_tokens > 0 && NeedsTokenHistory(*ss.seq->sampling)) return true;
   return false;

@@ -106,8 +106,9 @@ class EngineCore {
 
   // The step needs its logits on the host: prompt logprobs.
   bool NeedsHostLogits(const SchedulerOutput& plan) const;
-  // A sampled row's processing reads the tokens (penalties) and its last one is pending:
-  // the step in flight must be collected before this one is launched.
+  // A sampled row's processing reads the tokens (penalties), its last one is pending and
+  // the step in flight ran on the host (the runner cannot substitute it): that step must
+  // be collected before this one is launched.
   bool NeedsPendingHistory(const SchedulerOutput& plan) const;
   // Removes sequences that finished since `plan` was made (after a drain).
   static void DropFinished(SchedulerOutput* plan);

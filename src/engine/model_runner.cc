@@ -72,6 +72,18 @@ Status CheckLaunch(const ForwardBatch& batch, std::span<const RowSampling> rows,
   return OkStatus();
 }
 
+// A penalised row reads its whole history; the engine launches one with at most its
+// last output pending, and that output is the row's own input token. The previous
+// step's row that samples it, or -1 when the history is all known.
+Result<int32_t> PendingHistoryRow(const ForwardBatch& batch, const RowSampling& row, size_t r) {
+  if (!row.process || !NeedsTokenHistory(*row.request)) return -1;
+  if (row.output.empty() || row.output.back() != kPendingToken) return -1;
+  const auto at = static_cast<size_t>(batch.logit_rows[r]);
+  const int32_t prev = batch.has_prev_samples() ? batch.prev_sample_row[at] : -1;
+  if (prev < 0) return InvalidArgument("Launch: a penalised row's last output is pending but is not its input token");
+  return prev;
+}
+
 class ModelForwardRunner final : public ModelRunner {
  public:
   ModelForwardRunner(Model& model, const ExecContext& ctx) : model_(model), ctx_(ctx) {
@@ -169,7 +181,7 @@ class ModelForwardRunner final : public ModelRunner {
       slot.ready = true;
     }
     // The rows' settings (and lists) go up before the forward is queued: one copy each.
-    if (!greedy || process) RETURN_IF_ERROR(UploadSampling(rows, process, vocab));
+    if (!greedy || process) RETURN_IF_ERROR(UploadSampling(batch, rows, process));
     const float* logits = nullptr;
     RETURN_IF_ERROR(model_.ForwardKeepLogits(ctx_, batch, *cache_, &logits, prev_ids_));
     if (layout.rows > 0) {
@@ -267,9 +279,9 @@ class ModelForwardRunner final : public ModelRunner {
 
   // Per row the SampleRowSpec and, with `process`, ProcessLogits' inputs as CSR lists
   // (bias; EOS and stop ids while min_tokens is not reached; the prompt for a repetition
-  // penalty and the outputs for any penalty, which the engine gives only with every
-  // token known), each uploaded in one copy.
-  Status UploadSampling(std::span<const RowSampling> rows, bool process, int64_t vocab) {
+  // penalty and the outputs for any penalty), each uploaded in one copy. A pending last
+  // output is copied in on the device from the previous step's ids.
+  Status UploadSampling(const ForwardBatch& batch, std::span<const RowSampling> rows, bool process) {
     specs_host_.clear();
     for (const RowSampling& row : rows) {
       const SamplingParams& p = *row.sampler;
@@ -300,9 +312,20 @@ class ModelForwardRunner final : public ModelRunner {
     csr(&l.prompt_off, &l.prompt_ids, [](const RowSampling& row, std::vector<int32_t>* v) {
       if (row.request->repetition_penalty != 1.f) v->insert(v->end(), row.prompt.begin(), row.prompt.end());
     });
-    csr(&l.output_off, &l.output_ids, [](const RowSampling& row, std::vector<int32_t>* v) {
-      if (NeedsTokenHistory(*row.request)) v->insert(v->end(), row.output.begin(), row.output.end());
+    std::vector<std::pair<size_t, int32_t>> pending;  // (index in the output ids, previous step's row)
+    Status bad;
+    csr(&l.output_off, &l.output_ids, [&](const RowSampling& row, std::vector<int32_t>* v) {
+      if (!NeedsTokenHistory(*row.request)) return;
+      v->insert(v->end(), row.output.begin(), row.output.end());
+      const size_t r = static_cast<size_t>(&row - rows.data());
+      Result<int32_t> prev = PendingHistoryRow(batch, row, r);
+      if (!prev.ok()) {
+        bad = prev.status();
+      } else if (*prev >= 0) {
+        pending.push_back({v->size() - 1, *prev});
+      }
     });
+    RETURN_IF_ERROR(bad);
     std::vector<float> bias_values;
     csr(&l.bias_off, &l.bias_ids, [&](const RowSampling& row, std::vector<int32_t>* v) {
       for (const auto& [id, b] : row.request->logit_bias) {
@@ -333,6 +356,8 @@ class ModelForwardRunner final : public ModelRunner {
       ASSIGN_OR_RETURN(lists_dev_, DeviceBuffer::Allocate(ctx_.device, bytes));
     }
     RETURN_IF_ERROR(CopyToDevice(ctx_, lists_dev_.data(), lists_host_.data(), bytes));
+    for (const auto& [i, prev] : pending)
+      RETURN_IF_ERROR(CopyOnDevice(ctx_, lists_dev_.as<int32_t>() + l.output_ids + i, prev_ids_ + prev, 4));
     l.dev = lists_dev_.as<uint8_t>();
     return OkStatus();
   }
@@ -399,13 +424,23 @@ Status ModelRunner::Launch(const ForwardBatch& batch, std::span<const RowSamplin
     host_resolved_.prev_sample_row.clear();
     b = &host_resolved_;
   }
+  // A penalised row's pending last output: the previous step's sample, as its input.
+  host_rows_.assign(rows.begin(), rows.end());
+  host_histories_.resize(rows.size());
+  for (size_t r = 0; r < rows.size(); ++r) {
+    ASSIGN_OR_RETURN(const int32_t prev, PendingHistoryRow(batch, rows[r], r));
+    if (prev < 0) continue;
+    host_histories_[r].assign(rows[r].output.begin(), rows[r].output.end());
+    host_histories_[r].back() = host_last_ids_[static_cast<size_t>(prev)];
+    host_rows_[r].output = host_histories_[r];
+  }
   RETURN_IF_ERROR(Forward(*b, &host_logits_));
   const int64_t vocab = config().vocab_size;
   std::vector<SampleResult> out;
   out.reserve(rows.size());
   host_last_ids_.clear();
   for (size_t r = 0; r < rows.size(); ++r) {
-    out.push_back(SampleRow(host_logits_.data() + static_cast<int64_t>(r) * vocab, vocab, rows[r], &host_scratch_));
+    out.push_back(SampleRow(host_logits_.data() + static_cast<int64_t>(r) * vocab, vocab, host_rows_[r], &host_scratch_));
     host_last_ids_.push_back(out.back().token);
   }
   host_done_.push_back(std::move(out));

@@ -33,10 +33,11 @@ struct RowSampling {
   const SamplingParams* sampler = nullptr;  // temperature, top_k/p, min_p, seed, logprobs, top_logprobs
   uint64_t position = 0;                    // index of the output token being sampled (the RNG counter)
   // Logits processing (ProcessLogits) when `process`: `request` holds the bias, min_tokens,
-  // penalties, stop ids and ignore_eos; `output.size()` outputs precede this one. The
-  // last entries of `output` may be pending tokens (kPendingToken) unless the request
-  // has penalties (NeedsTokenHistory): the engine runs such rows only with every token
-  // known. Spans are valid during Launch only.
+  // penalties, stop ids and ignore_eos; `output.size()` outputs precede this one. Pending
+  // outputs (kPendingToken) may end `output`; for a row whose penalties read the history
+  // (NeedsTokenHistory) at most the last one, and only when it is the row's own input
+  // token (prev_sample_row of its logit row): the runner substitutes the previous step's
+  // sample. Spans are valid during Launch only.
   bool process = false;
   const SamplingParams* request = nullptr;
   std::span<const int32_t> prompt, output, eos_ids;
@@ -101,6 +102,8 @@ class ModelRunner {
   // launched step (what the next prev_sample_row refers to).
   std::deque<std::vector<SampleResult>> host_done_;
   std::vector<int32_t> host_last_ids_;
+  std::vector<RowSampling> host_rows_;
+  std::vector<std::vector<int32_t>> host_histories_;
   ForwardBatch host_resolved_;
   std::vector<float> host_logits_, host_scratch_;
 };

@@ -106,8 +106,7 @@ void ExpectSameAsHost(const SampleResult& got, const SampleResult& want, const s
 }
 
 // Launch / Collect: each decode step's tokens are the previous step's samples, given
-// only as prev_sample_row, with two steps in flight unless a row's penalties need the
-// whole history. Checked row by row against Forward of the same batch with those tokens
+// only as prev_sample_row, with two steps in flight. Checked row by row against Forward of the same batch with those tokens
 // written in, processed and sampled on the host (SampleRow). Variants: all greedy (the
 // greedy op on CUDA); temperature, top-k, top-p, min-p, bias and min_tokens (the
 // general op); penalties (logits_process over uploaded histories).
@@ -143,17 +142,23 @@ void ExpectLaunchMatchesHost(const ExecContext& ctx, Variant variant) {
       params[2].min_p = 0.05f;
       break;
     case Variant::kPenalties:
+      // Row 0 picks the biased token 7 first; the penalties must then push it down, so a
+      // wrong history (a pending output not substituted) changes the greedy tokens.
       params[0].temperature = 0.f;
-      params[0].repetition_penalty = 1.3f;
+      params[0].logit_bias = {{7, 8.f}};
+      params[0].repetition_penalty = 3.f;
+      params[0].presence_penalty = 2.f;
+      params[0].frequency_penalty = 2.f;
       params[1].temperature = 0.8f;
       params[1].presence_penalty = 0.5f;
       params[1].frequency_penalty = 0.3f;
-      params[2].temperature = 1.f;
+      params[2].temperature = 0.f;
+      params[2].frequency_penalty = 2.f;
       params[2].repetition_penalty = 0.9f;
       params[2].logit_bias = {{5, 1.f}};
       break;
   }
-  const bool two_in_flight = variant != Variant::kPenalties;
+
   std::vector<ForwardBatch> steps = Steps(vocab);
   for (size_t k = 1; k < steps.size(); ++k) steps[k].prev_sample_row = {0, 1, 2};
   // Each sequence's prompt (the prefill batch) and outputs so far.
@@ -189,18 +194,13 @@ void ExpectLaunchMatchesHost(const ExecContext& ctx, Variant variant) {
     for (size_t r = 0; r < 3; ++r) output[r].push_back(got[k][r].token);
   };
   for (auto& o : output) o.reserve(steps.size());
-  if (two_in_flight) {
-    // Launch k+1 before collecting k: the runner resolves k+1's tokens itself.
-    launch(0);
-    for (size_t k = 0; k < steps.size(); ++k) {
-      if (k + 1 < steps.size()) launch(k + 1);
-      collect(k);
-    }
-  } else {
-    for (size_t k = 0; k < steps.size(); ++k) {
-      launch(k);
-      collect(k);
-    }
+  // Launch k+1 before collecting k: the runner resolves k+1's tokens itself, and a
+  // penalised row's pending last output (on CUDA copied into the uploaded history on the
+  // device).
+  launch(0);
+  for (size_t k = 0; k < steps.size(); ++k) {
+    if (k + 1 < steps.size()) launch(k + 1);
+    collect(k);
   }
   std::vector<SampleResult> none;
   EXPECT_EQ(runner->Collect(&none).code(), StatusCode::kFailedPrecondition);
@@ -220,6 +220,10 @@ void ExpectLaunchMatchesHost(const ExecContext& ctx, Variant variant) {
       const SampleResult want = SampleRow(logits.data() + r * static_cast<size_t>(vocab), vocab, rows[r], &scratch);
       ExpectSameAsHost(got[k][r], want, "step " + std::to_string(k) + " row " + std::to_string(r));
     }
+  }
+  if (variant == Variant::kPenalties) {
+    EXPECT_EQ(output[0][0], 7);
+    EXPECT_NE(output[0][1], 7);
   }
   if (variant == Variant::kFilters && !eos.empty()) {
     // min_tokens held the EOS back exactly until the third output.
