@@ -391,6 +391,9 @@ Status Model::Impl::Moe(const ExecContext& ctx, const LayerWeights& lw, int64_t 
 }
 
 Status Model::Impl::BuildMoeExperts(const ExecContext& ctx) {
+  if (ctx.device == DeviceKind::kCuda && config.num_experts_per_tok > kMoeExpertsMaxTopK)
+    return Unimplemented("CUDA MoE layers route each token to at most " + std::to_string(kMoeExpertsMaxTopK) +
+                         " experts; this model routes to " + std::to_string(config.num_experts_per_tok));
   moe_experts.assign(w.layers.size(), {});
   moe_tables.clear();
   moe_tables.resize(w.layers.size());

@@ -8,8 +8,8 @@
 // On CUDA the whole layer stays on the device (no host round-trip, so decode steps can be
 // captured in graphs): the slots (token, j) are grouped by expert on the device, and the
 // expert GEMMs run over a fixed grid sized from n_tokens alone; CTAs whose group is empty
-// exit. Each active expert's weights are read once per step for up to
-// kMoeExpertsGemvMaxTokens tokens.
+// exit. Up to kMoeExpertsGemvMaxTokens tokens each active expert's weight rows stream
+// from memory once per step (see moe_experts_cuda.cu).
 #pragma once
 
 #include <cstdint>
