@@ -43,6 +43,7 @@ class WindowRunner final : public ModelRunner {
     }
     return s;
   }
+  bool LaunchIsAsync() const override { return inner_.LaunchIsAsync(); }
   Status Collect(std::vector<SampleResult>* out) override {
     Status s = inner_.Collect(out);
     if (!in_flight_.empty()) {

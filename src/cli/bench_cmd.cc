@@ -98,6 +98,7 @@ class TimedRunner final : public ModelRunner {
     if (s.ok()) launched_.push_back({batch.num_tokens() == batch.num_seqs(), launched_.empty(), t0});
     return s;
   }
+  bool LaunchIsAsync() const override { return inner_->LaunchIsAsync(); }
   Status Collect(std::vector<SampleResult>* out) override {
     Status s = inner_->Collect(out);
     const double now = EngineClock();

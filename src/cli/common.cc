@@ -104,7 +104,7 @@ void AddEngineFlags(CLI::App* sub, EngineFlags* f, const std::string& kv_default
                   "Reuse the KV blocks of cached prompt prefixes (default on)");
   if (which & kAsyncSchedulingFlags)
     sub->add_flag("--async-scheduling,!--no-async-scheduling", f->async_scheduling,
-                  "Schedule and launch step n+1 while step n runs (same outputs; default on)");
+                  "Schedule and launch step n+1 while step n runs on the GPU (same outputs; default on)");
 }
 
 Status ApplyEngineFlags(const EngineFlags& f, EngineOptions* eo) {

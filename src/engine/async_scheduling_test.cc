@@ -43,6 +43,7 @@ class RecordingRunner final : public ModelRunner {
     if (batch.has_prev_samples()) ++num_launches_reading_pending;
     return ModelRunner::Launch(batch, rows);
   }
+  bool LaunchIsAsync() const override { return true; }  // pipeline as on a GPU
   Status Collect(std::vector<SampleResult>* out) override {
     Status s = ModelRunner::Collect(out);
     if (s.ok() && fail_next_collect) {

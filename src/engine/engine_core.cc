@@ -95,6 +95,7 @@ EngineCore::EngineCore(ModelRunner& runner, const Tokenizer* tokenizer, const En
     : runner_(runner),
       tokenizer_(tokenizer),
       opt_(o),
+      async_(o.async_scheduling && runner.LaunchIsAsync()),
       max_model_len_(max_model_len),
       vocab_(runner.config().vocab_size),
       eos_ids_(runner.config().eos_token_ids),
@@ -246,7 +247,7 @@ void EngineCore::StepOnce(std::vector<RequestOutput>* outs) {
   SchedulerOutput plan = scheduler_.Schedule();
   if (plan.empty()) return DrainFlights(outs);  // nothing new: finish what is in flight
   const bool on_host = NeedsHostLogits(plan);
-  if (on_host || !opt_.async_scheduling || NeedsPendingHistory(plan)) {
+  if (on_host || !async_ || NeedsPendingHistory(plan)) {
     // This step must see every token: collect the one in flight first. Sequences it
     // finishes leave the plan (their blocks are free again, and nothing was allocated
     // since, so the rest of the plan still holds).
@@ -268,7 +269,7 @@ void EngineCore::StepOnce(std::vector<RequestOutput>* outs) {
   }
   // Async: keep one step queued behind the running one and collect the older one, so a
   // Step emits one step's outputs (a step run on the host waits its turn too).
-  const size_t keep = opt_.async_scheduling ? 1 : 0;
+  const size_t keep = async_ ? 1 : 0;
   while (flights_.size() > keep) CollectOldest(outs);
   if (requests_.empty()) DrainFlights(outs);
 }

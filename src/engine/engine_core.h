@@ -133,6 +133,7 @@ class EngineCore {
   ModelRunner& runner_;
   const Tokenizer* tokenizer_;
   EngineOptions opt_;
+  bool async_;  // opt_.async_scheduling on a runner whose Launch is asynchronous
   int64_t max_model_len_;
   int64_t vocab_;
   std::vector<int32_t> eos_ids_;

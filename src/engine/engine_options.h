@@ -25,6 +25,8 @@ struct EngineOptions {
   // --async-scheduling: step n+1 is scheduled and launched before step n's samples are
   // collected (one step queued behind the running one); outputs are identical either
   // way (docs/architecture.md, engine). Off: every step runs to the end before the next.
+  // Takes effect only on runners whose Launch is asynchronous (CUDA): on the CPU a
+  // queued step would only hold every output back by one step.
   bool async_scheduling = true;
   // ---- admission (Engine::Submit)
   int64_t max_pending_requests = 4096;     // live requests; beyond -> kResourceExhausted

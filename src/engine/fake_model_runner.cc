@@ -7,7 +7,9 @@
 
 namespace tide {
 
-FakeModelRunner::FakeModelRunner(const FakeModelOptions& o) : kv_bytes_per_token_(o.kv_bytes_per_token), peak_(o.peak), step_delay_us_(o.step_delay_us) {
+FakeModelRunner::FakeModelRunner(const FakeModelOptions& o)
+    : kv_bytes_per_token_(o.kv_bytes_per_token), peak_(o.peak), step_delay_us_(o.step_delay_us),
+      async_launch_(o.async_launch) {
   config_.architecture = "fake";
   config_.vocab_size = o.vocab_size;
   config_.max_position_embeddings = o.max_position_embeddings;

@@ -20,6 +20,9 @@ struct FakeModelOptions {
   int64_t kv_bytes_per_token = 1024;
   float peak = 4.f;  // added to the preferred token's logit (a peaked distribution)
   int step_delay_us = 0;  // sleep per Forward: lets threaded tests act mid-request
+  // LaunchIsAsync: the engine pipelines its steps as it does on a GPU (the default Launch
+  // still runs each step at once), so engine tests exercise async scheduling.
+  bool async_launch = true;
 };
 
 class FakeModelRunner final : public ModelRunner {
@@ -30,6 +33,7 @@ class FakeModelRunner final : public ModelRunner {
   int64_t kv_bytes_per_token() const override { return kv_bytes_per_token_; }
   Status AllocateKvCache(int64_t num_blocks, int block_size) override;
   Status Forward(const ForwardBatch& batch, std::vector<float>* logits) override;
+  bool LaunchIsAsync() const override { return async_launch_; }
 
   // ---- test hooks
   struct StepRecord {
@@ -47,6 +51,7 @@ class FakeModelRunner final : public ModelRunner {
   int64_t kv_bytes_per_token_;
   float peak_;
   int step_delay_us_;
+  bool async_launch_;
   int block_size_ = 0;
   int64_t num_blocks_ = 0;
   std::vector<int32_t> slots_;  // token id per cache slot, -1 = never written

@@ -223,6 +223,8 @@ class ModelForwardRunner final : public ModelRunner {
     return OkStatus();
   }
 
+  bool LaunchIsAsync() const override { return ctx_.device == DeviceKind::kCuda; }
+
   Status Collect(std::vector<SampleResult>* out) override {
     if (ctx_.device == DeviceKind::kCpu) return ModelRunner::Collect(out);
     if (flights_.empty()) return FailedPrecondition("Collect: no step in flight");

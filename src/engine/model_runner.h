@@ -96,6 +96,11 @@ class ModelRunner {
   // logprob and top are filled when the row asked for either). kFailedPrecondition when
   // nothing is in flight; a device fault of that step (kInternal).
   [[nodiscard]] virtual Status Collect(std::vector<SampleResult>* out);
+  // Whether Launch returns before the step has run (a GPU runner). Only then does the
+  // engine keep a step queued behind the running one (EngineOptions::async_scheduling):
+  // with a Launch that runs the step at once, as the default does, a queued step would
+  // only hold every output back by one step. Runners that wrap another forward it.
+  [[nodiscard]] virtual bool LaunchIsAsync() const { return false; }
 
  private:
   // The default Launch / Collect: finished steps, oldest first, and the ids of the last

@@ -237,6 +237,29 @@ void ExpectLaunchMatchesHost(const ExecContext& ctx, Variant variant) {
   EXPECT_EQ(runner->Launch(bad, rows_of(1)).code(), StatusCode::kInvalidArgument);
 }
 
+// Passes every call through and reports an asynchronous Launch, so that the engine
+// pipelines its steps over the CPU runner as well (on CUDA the runner is asynchronous).
+class PipelinedRunner final : public ModelRunner {
+ public:
+  explicit PipelinedRunner(ModelRunner& inner) : inner_(inner) {}
+  const ModelConfig& config() const override { return inner_.config(); }
+  int64_t kv_bytes_per_token() const override { return inner_.kv_bytes_per_token(); }
+  Status AllocateKvCache(int64_t num_blocks, int block_size) override {
+    return inner_.AllocateKvCache(num_blocks, block_size);
+  }
+  Status Forward(const ForwardBatch& batch, std::vector<float>* logits) override {
+    return inner_.Forward(batch, logits);
+  }
+  Status Launch(const ForwardBatch& batch, std::span<const RowSampling> rows) override {
+    return inner_.Launch(batch, rows);
+  }
+  Status Collect(std::vector<SampleResult>* out) override { return inner_.Collect(out); }
+  bool LaunchIsAsync() const override { return true; }
+
+ private:
+  ModelRunner& inner_;
+};
+
 // Six requests of equal prompt length and max_tokens, EOS ignored: every step holds the
 // same sequences in both modes, so even kernels that are not batch-invariant see the
 // same batches and the completions must agree bit for bit.
@@ -261,13 +284,14 @@ void ExpectAsyncEngineMatchesSync(const ExecContext& ctx) {
   for (bool all_greedy : {true, false}) {
     std::map<bool, std::vector<Completion>> out;
     for (bool async : {false, true}) {
-      std::unique_ptr<ModelRunner> runner = MakeModelRunner(**model, ctx);
+      std::unique_ptr<ModelRunner> inner = MakeModelRunner(**model, ctx);
+      PipelinedRunner runner(*inner);
       EngineOptions o;
       o.num_kv_blocks = 64;
       o.block_size = 16;
       o.max_model_len = 64;
       o.async_scheduling = async;
-      auto core = EngineCore::Create(*runner, nullptr, o);
+      auto core = EngineCore::Create(runner, nullptr, o);
       ASSERT_TRUE(core.ok()) << core.status().ToString();
       std::vector<Request> run = reqs;
       if (all_greedy)
