@@ -414,7 +414,12 @@ void EngineCore::CollectOldest(std::vector<RequestOutput>* outs) {
     if (Status st = runner_.Collect(&f.results); !st.ok()) return FailStep(f.plan, st, outs);
   }
   Postprocess(f.plan, f.results, outs);
-  const double dt = EngineClock() - f.start;
+  // With a step queued behind the running one, launch-to-collect spans about two steps;
+  // a step's own time starts when the previous one's results were in (or at its launch,
+  // whichever is later), so the per-step times add up to the engine's busy time.
+  const double now = EngineClock();
+  const double dt = now - std::max(f.start, last_collect_time_);
+  last_collect_time_ = now;
   ++counters_.num_steps;
   counters_.num_prompt_tokens_computed += f.plan.num_prefill_tokens;
   if (f.plan.num_prefill_tokens > 0) {

@@ -153,6 +153,7 @@ class EngineCore {
   std::vector<RowSampling> rows_;      // per sampled row of batch_
   std::vector<float> logits_, scratch_;
   std::deque<Flight> flights_;         // launched, oldest first; at most 1 between Steps
+  double last_collect_time_ = 0;  // when the latest collected step's results were in (step timing)
   // Requests retired with no step in flight: alive until the Step that retired them ends.
   std::vector<std::unique_ptr<RequestState>> retired_;
 };

@@ -42,7 +42,7 @@ void ProcessLogits(const SamplingParams& p, std::span<const int32_t> prompt, std
       if (id >= 0 && id < vocab) ++count[static_cast<size_t>(id)];
     for (int64_t i = 0; i < vocab; ++i) {
       const int32_t c = count[static_cast<size_t>(i)];
-      if (c > 0) logits[i] -= p.presence_penalty + p.frequency_penalty * static_cast<float>(c);
+      if (c > 0) logits[i] -= std::fma(p.frequency_penalty, static_cast<float>(c), p.presence_penalty);
     }
   }
 }

@@ -79,7 +79,9 @@ SampleResult Sample(const float* logits, const float* logprob_logits, int64_t vo
   std::vector<double> prob(n);
   double sum = 0;
   for (size_t i = 0; i < n; ++i) {
-    prob[i] = std::exp(static_cast<double>(logits[cand[i]]) * inv_t - mx);
+    // An explicit fma: the CUDA sampler rounds the same way, and every host build (Release
+    // contracts a*b-c by itself, -O1 does not) draws the same token.
+    prob[i] = std::exp(std::fma(static_cast<double>(logits[cand[i]]), inv_t, -mx));
     sum += prob[i];
   }
   for (double& x : prob) x /= sum;

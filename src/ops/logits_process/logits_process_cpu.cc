@@ -51,7 +51,7 @@ void Row(const LogitsProcessParams& p, int64_t r, std::vector<int32_t>& ids) {
     for (size_t i = 0; i < ids.size();) {
       size_t j = i;
       while (j < ids.size() && ids[j] == ids[i]) ++j;
-      x[ids[i]] -= pres + freq * static_cast<float>(j - i);
+      x[ids[i]] -= std::fma(freq, static_cast<float>(j - i), pres);
       i = j;
     }
   }

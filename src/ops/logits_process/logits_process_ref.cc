@@ -43,7 +43,7 @@ void LogitsProcessRef(const LogitsProcessParams& p) {
         if (in_vocab(p.output_ids[i])) ++count[static_cast<size_t>(p.output_ids[i])];
       for (int64_t i = 0; i < p.vocab; ++i) {
         const int32_t c = count[static_cast<size_t>(i)];
-        if (c > 0) x[i] -= pres + freq * static_cast<float>(c);
+        if (c > 0) x[i] -= std::fma(freq, static_cast<float>(c), pres);
       }
     }
   }

@@ -87,7 +87,7 @@ int32_t Draw(const float* x, int64_t vocab, const SampleRowSpec& s, Scratch& sc)
     sc.prob.resize(static_cast<size_t>(vocab));
     double sum = 0;
     for (int64_t i = 0; i < vocab; ++i) {
-      sc.prob[static_cast<size_t>(i)] = std::exp(static_cast<double>(x[i]) * inv_t - mx);
+      sc.prob[static_cast<size_t>(i)] = std::exp(std::fma(static_cast<double>(x[i]), inv_t, -mx));
       sum += sc.prob[static_cast<size_t>(i)];
     }
     double mass = 0;
@@ -116,7 +116,7 @@ int32_t Draw(const float* x, int64_t vocab, const SampleRowSpec& s, Scratch& sc)
   sc.prob.resize(n);
   double sum = 0;
   for (size_t i = 0; i < n; ++i) {
-    sc.prob[i] = std::exp(static_cast<double>(x[sc.cand[i]]) * inv_t - mx);
+    sc.prob[i] = std::exp(std::fma(static_cast<double>(x[sc.cand[i]]), inv_t, -mx));
     sum += sc.prob[i];
   }
   for (size_t i = 0; i < n; ++i) sc.prob[i] /= sum;

@@ -66,7 +66,7 @@ int32_t DrawRow(const float* x, int64_t vocab, const SampleRowSpec& s) {
   std::vector<double> prob(n);
   double sum = 0;
   for (size_t i = 0; i < n; ++i) {
-    prob[i] = std::exp(static_cast<double>(x[cand[i]]) * inv_t - mx);
+    prob[i] = std::exp(std::fma(static_cast<double>(x[cand[i]]), inv_t, -mx));
     sum += prob[i];
   }
   for (double& q : prob) q /= sum;
