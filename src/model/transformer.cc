@@ -386,8 +386,7 @@ Status Model::Impl::Moe(const ExecContext& ctx, const LayerWeights& lw, int64_t 
     ASSIGN_OR_RETURN(uint8_t* ws, moe_workspace.Grow(device, p.workspace_bytes));
     p.workspace = ws;
   }
-  MoeExperts(ctx, p);
-  return OkStatus();
+  return MoeExperts(ctx, p);
 }
 
 Status Model::Impl::BuildMoeExperts(const ExecContext& ctx) {
@@ -800,6 +799,12 @@ Status Model::Impl::RunDecodeGraph(const ExecContext& ctx, const ForwardBatch& b
       bucket = cand;
       break;
     }
+  // MoE steps whose experts run through the matmul op wait for the host mid-step (their
+  // group sizes): those buckets run eagerly, the smaller ones stay in graphs.
+  for (const LayerWeights& l : w.layers)
+    if (l.moe && MoeExpertsUsesMatmul(device, bucket, config.hidden_size, config.moe_intermediate_size,
+                                      config.num_experts, config.num_experts_per_tok))
+      return OkStatus();
   int width = kGraphMinWidth;
   while (width < b.max_blocks_per_seq) width *= 2;
 

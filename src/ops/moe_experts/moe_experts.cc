@@ -1,9 +1,11 @@
 #include "ops/moe_experts/moe_experts.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "base/check.h"
+#include "ops/matmul/matmul.h"
 #include "ops/moe_experts/moe_experts_workspace.h"
 
 namespace tide {
@@ -40,6 +42,14 @@ Status MoeExpertsParams::check() const {
   return OkStatus();
 }
 
+bool MoeExpertsUsesMatmul(DeviceKind device, int64_t n_tokens, int64_t hidden, int64_t inter, int n_experts,
+                          int top_k) {
+  if (device == DeviceKind::kCpu || n_tokens <= 0 || n_experts <= 0) return false;
+  // Whole-expression integers: rows per expert = slots / n_experts.
+  const int64_t slots = std::min(n_tokens, kMoeExpertsChunkTokens) * top_k;
+  return slots >= kMoeExpertsMatmulMinRows * n_experts && slots * hidden * inter >= kMoeExpertsMatmulMinWork * n_experts;
+}
+
 int64_t MoeExpertsWorkspaceBytes(DeviceKind device, int64_t n_tokens, int64_t hidden, int64_t inter, int n_experts,
                                  int top_k) {
   if (device == DeviceKind::kCpu || n_tokens <= 0) return 0;
@@ -69,20 +79,71 @@ Result<DeviceBuffer> MoeExpertsTable(const ExecContext& ctx, const MoeExpertWeig
   return buf;
 }
 
-void MoeExperts(const ExecContext& ctx, const MoeExpertsParams& p) {
+Status MoeExpertsCudaMatmul(const ExecContext& ctx, const MoeExpertsParams& p) {
+#if TIDE_HAVE_CUDA
+  if (p.n_tokens == 0) return OkStatus();
+  const moe_experts::Layout l = moe_experts::MakeLayout(p.n_tokens, p.hidden, p.inter, p.n_experts, p.top_k);
+  TIDE_CHECK(p.workspace != nullptr && p.workspace_bytes >= l.bytes);
+  auto* ws = static_cast<uint8_t*>(p.workspace);
+  auto* g = reinterpret_cast<float*>(ws + l.h);
+  auto* u = reinterpret_cast<float*>(ws + l.u);
+  auto* y = reinterpret_cast<float*>(ws + l.y);  // first the gathered x, then the experts' outputs
+  std::vector<int32_t> offsets(static_cast<size_t>(p.n_experts) + 1);
+  auto gemm = [&](const Tensor& w, const float* x, float* out, int64_t row0, int64_t rows) {
+    MatmulParams mp;
+    mp.x = x + row0 * w.shape[1];
+    mp.w = w;
+    mp.y = out + row0 * w.shape[0];
+    mp.m = rows;
+    mp.n = w.shape[0];
+    mp.k = w.shape[1];
+    Matmul(ctx, mp);
+  };
+  for (int64_t t0 = 0; t0 < p.n_tokens; t0 += kMoeExpertsChunkTokens) {
+    const int64_t tokens = std::min(kMoeExpertsChunkTokens, p.n_tokens - t0);
+    moe_experts::CudaGroupGather(p, t0, tokens, ctx.stream);
+    RETURN_IF_ERROR(CopyToHost(ctx, offsets.data(), ws + l.offsets, static_cast<int64_t>(offsets.size()) * 4));
+    // Every expert's gate and up before any down: the down outputs overwrite the gathered x.
+    for (int e = 0; e < p.n_experts; ++e) {
+      const auto at = static_cast<size_t>(e);
+      const int64_t row0 = offsets[at], rows = offsets[at + 1] - offsets[at];
+      if (rows == 0) continue;
+      gemm(p.experts[e].gate, y, g, row0, rows);
+      gemm(p.experts[e].up, y, u, row0, rows);
+    }
+    moe_experts::CudaSiluMul(p, tokens, ctx.stream);
+    for (int e = 0; e < p.n_experts; ++e) {
+      const auto at = static_cast<size_t>(e);
+      const int64_t row0 = offsets[at], rows = offsets[at + 1] - offsets[at];
+      if (rows > 0) gemm(p.experts[e].down, g, y, row0, rows);
+    }
+    moe_experts::CudaCombine(p, t0, tokens, ctx.stream);
+  }
+  return OkStatus();
+#else
+  (void)ctx;
+  (void)p;
+  return Unimplemented("moe_experts: built without CUDA");
+#endif
+}
+
+Status MoeExperts(const ExecContext& ctx, const MoeExpertsParams& p) {
   switch (ctx.device) {
     case DeviceKind::kCpu:
       MoeExpertsCpu(p, ctx.pool);
-      return;
+      return OkStatus();
     case DeviceKind::kCuda:
 #if TIDE_HAVE_CUDA
+      if (MoeExpertsUsesMatmul(ctx.device, p.n_tokens, p.hidden, p.inter, p.n_experts, p.top_k))
+        return MoeExpertsCudaMatmul(ctx, p);
       MoeExpertsCuda(p, ctx.stream);
-      return;
+      return OkStatus();
 #else
       break;  // not built: falls to the check below
 #endif
   }
   TIDE_CHECK(false && "moe_experts: no kernel for this device");
+  return Internal("moe_experts: no kernel for this device");
 }
 
 }  // namespace tide

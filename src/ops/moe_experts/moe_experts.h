@@ -5,11 +5,18 @@
 // Each token's experts are summed in expert-id order, then the shared expert's output,
 // so a token's result depends only on its own routing, never on the rest of the batch.
 //
-// On CUDA the whole layer stays on the device (no host round-trip, so decode steps can be
-// captured in graphs): the slots (token, j) are grouped by expert on the device, and the
-// expert GEMMs run over a fixed grid sized from n_tokens alone; CTAs whose group is empty
-// exit. Up to kMoeExpertsGemvMaxTokens tokens each active expert's weight rows stream
-// from memory once per step (see moe_experts_cuda.cu).
+// On CUDA the slots (token, j) are grouped by expert on the device, then one of two paths:
+// * the device path (small groups: decode): the whole layer stays on the device (no host
+//   round-trip, so decode steps can be captured in graphs); the expert GEMMs run over a
+//   fixed grid sized from n_tokens alone, and CTAs whose group is empty exit. Up to
+//   kMoeExpertsGemvMaxTokens tokens each active expert's weight rows stream from memory
+//   once per step (see moe_experts_cuda.cu).
+// * the matmul path (large groups: prefill, large batches; MoeExpertsUsesMatmul): the
+//   per-expert group sizes come back to the host (one copy of n_experts + 1 ints per
+//   chunk, which waits for the stream, so such a step cannot be captured) and each
+//   expert's gate, up and down GEMMs run through the matmul op on its gathered rows:
+//   cuBLASLt on the tensor cores, at the precision Matmul picks for that many rows (as
+//   the dense layers), where the device path's kernels are f32 SIMT.
 #pragma once
 
 #include <cstdint>
@@ -55,6 +62,19 @@ struct MoeExpertsParams {
   [[nodiscard]] Status check() const;
 };
 
+// The CUDA op takes the matmul path when its experts average at least
+// kMoeExpertsMatmulMinRows rows (n_tokens * top_k / n_experts, n_tokens capped at a
+// chunk) and rows * hidden * inter reaches kMoeExpertsMatmulMinWork. Below 8 rows most
+// groups would run the matmul op's GEMV, the same work the device path does in one launch
+// without waiting for the host; the work floor keeps many small experts (Qwen3-30B-A3B:
+// 128 of 768x2048) on the device, where per-expert matmul calls (three, each a few
+// launches and a cuBLASLt heuristic query on the host, ~30-50 us together) would cost
+// more than the device path's f32 kernels spend on that expert (~2 TFMA/s measured at
+// 16 rows per expert on an H100: 2^25 rows * elements * 3 FMAs in ~50 us).
+// Mixtral-8x7B (8 experts of 14336x4096, top-2): from 32 tokens; Qwen3-30B-A3B: from 342.
+inline constexpr int64_t kMoeExpertsMatmulMinRows = 8;
+inline constexpr int64_t kMoeExpertsMatmulMinWork = int64_t{1} << 25;
+
 // Tokens up to which the CUDA op runs its GEMV kernels (each active expert's weight rows
 // streamed once, every routed row dotted against them); more tokens take the tiled GEMMs.
 inline constexpr int64_t kMoeExpertsGemvMaxTokens = 64;
@@ -64,7 +84,13 @@ inline constexpr int64_t kMoeExpertsChunkTokens = 1024;
 // The most experts a token may be routed to on CUDA.
 inline constexpr int kMoeExpertsMaxTopK = 32;
 
-// Bytes of CUDA workspace for a step of n_tokens (0 on the CPU).
+// Whether MoeExperts on `device` takes the matmul path for a step of n_tokens: then it
+// waits for the device mid-step and must not be captured in a CUDA graph. Always false
+// on the CPU.
+bool MoeExpertsUsesMatmul(DeviceKind device, int64_t n_tokens, int64_t hidden, int64_t inter, int n_experts,
+                          int top_k);
+
+// Bytes of CUDA workspace for a step of n_tokens (0 on the CPU), either path.
 int64_t MoeExpertsWorkspaceBytes(DeviceKind device, int64_t n_tokens, int64_t hidden, int64_t inter, int n_experts,
                                  int top_k);
 
@@ -80,10 +106,16 @@ void MoeExpertsRef(const MoeExpertsParams& p);
 // matmul, silu_mul and add kernels: results bit-identical to running each expert's MLP
 // on its rows and adding weight * output into `out` in expert order.
 void MoeExpertsCpu(const MoeExpertsParams& p, ThreadPool* pool);
-// CUDA kernels (built with TIDE_CUDA): every pointer except `experts` is device memory,
-// and check() must have passed. Runs on `stream` (cudaStream_t) without waiting on it.
+// The CUDA device path (built with TIDE_CUDA): every pointer except `experts` is device
+// memory, and check() must have passed. Runs on `stream` (cudaStream_t) without waiting
+// on it.
 void MoeExpertsCuda(const MoeExpertsParams& p, void* stream);
-// REQUIRES p.check().ok().
-void MoeExperts(const ExecContext& ctx, const MoeExpertsParams& p);
+// The CUDA matmul path, whatever the group sizes, on ctx.stream at ctx.precision; waits
+// for the stream once per chunk. Pointers as for MoeExpertsCuda. kUnimplemented without
+// TIDE_CUDA; copy errors as in device_memory.h.
+[[nodiscard]] Status MoeExpertsCudaMatmul(const ExecContext& ctx, const MoeExpertsParams& p);
+// Picks the kernel for ctx.device (and on CUDA the path, MoeExpertsUsesMatmul).
+// REQUIRES p.check().ok(). Errors only from the matmul path's copy.
+[[nodiscard]] Status MoeExperts(const ExecContext& ctx, const MoeExpertsParams& p);
 
 }  // namespace tide

@@ -394,7 +394,72 @@ void LaunchGemms(const GemmArgs& gate_up, const GemmArgs& down, int64_t tokens, 
   TIDE_CUDA_LAUNCHED("moe_experts (down tiles)");
 }
 
+void LaunchGroup(const int32_t* ids, int slots, int n_experts, uint8_t* ws, const Layout& l, cudaStream_t st) {
+  auto i32 = [&](int64_t off) { return reinterpret_cast<int32_t*>(ws + off); };
+  GroupKernel<<<1, kGroupThreads, 0, st>>>(ids, slots, n_experts, i32(l.offsets), i32(l.header), i32(l.sorted_slot),
+                                          i32(l.row_of_slot), i32(l.active), i32(l.tile_expert), i32(l.tile_row0));
+  TIDE_CUDA_LAUNCHED("moe_experts (group)");
+}
+
+void LaunchCombine(const MoeExpertsParams& p, int64_t t0, int64_t tokens, uint8_t* ws, const Layout& l,
+                   cudaStream_t st) {
+  CombineKernel<<<static_cast<unsigned>(tokens), 256, 0, st>>>(
+      p.expert_ids + t0 * p.top_k, p.weights + t0 * p.top_k, reinterpret_cast<const int32_t*>(ws + l.row_of_slot),
+      reinterpret_cast<const float*>(ws + l.y), p.shared_y != nullptr ? p.shared_y + t0 * p.hidden : nullptr,
+      p.shared_gate != nullptr ? p.shared_gate + t0 : nullptr, p.out + t0 * p.hidden, p.top_k, p.hidden);
+  TIDE_CUDA_LAUNCHED("moe_experts (combine)");
+}
+
+// The matmul path: grouped row r = the token row of slot sorted_slot[r], one block per row.
+__global__ void GatherKernel(const float* __restrict__ x, const int32_t* __restrict__ sorted_slot, int top_k,
+                             int64_t hidden, float* __restrict__ xg) {
+  const int64_t r = blockIdx.x;
+  const float* src = x + static_cast<int64_t>(sorted_slot[r] / top_k) * hidden;
+  float* dst = xg + r * hidden;
+  for (int64_t c = threadIdx.x; c < hidden; c += blockDim.x) dst[c] = src[c];
+}
+
+// The matmul path: h = silu(h) * u elementwise, as the device path's gate/up kernels
+// finish each row.
+__global__ void SiluMulKernel(float* __restrict__ h, const float* __restrict__ u, int64_t n) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    h[i] = Silu(h[i]) * u[i];
+}
+
 }  // namespace
+
+namespace moe_experts {
+
+void CudaGroupGather(const MoeExpertsParams& p, int64_t t0, int64_t tokens, void* stream) {
+  TIDE_CHECK(p.n_experts <= kMaxExperts && p.top_k <= kMoeExpertsMaxTopK);
+  const Layout l = MakeLayout(p.n_tokens, p.hidden, p.inter, p.n_experts, p.top_k);
+  const cudaStream_t st = cuda::AsStream(stream);
+  auto* ws = static_cast<uint8_t*>(p.workspace);
+  const int slots = static_cast<int>(tokens * p.top_k);
+  LaunchGroup(p.expert_ids + t0 * p.top_k, slots, p.n_experts, ws, l, st);
+  GatherKernel<<<static_cast<unsigned>(slots), 256, 0, st>>>(p.x + t0 * p.hidden,
+                                                             reinterpret_cast<const int32_t*>(ws + l.sorted_slot),
+                                                             p.top_k, p.hidden, reinterpret_cast<float*>(ws + l.y));
+  TIDE_CUDA_LAUNCHED("moe_experts (gather)");
+}
+
+void CudaSiluMul(const MoeExpertsParams& p, int64_t tokens, void* stream) {
+  const Layout l = MakeLayout(p.n_tokens, p.hidden, p.inter, p.n_experts, p.top_k);
+  auto* ws = static_cast<uint8_t*>(p.workspace);
+  const int64_t n = tokens * p.top_k * p.inter;
+  const int64_t blocks = std::min<int64_t>(cuda::CeilDiv(n, int64_t{256}), int64_t{cuda::NumSms()} * 16);
+  SiluMulKernel<<<static_cast<unsigned>(blocks), 256, 0, cuda::AsStream(stream)>>>(
+      reinterpret_cast<float*>(ws + l.h), reinterpret_cast<const float*>(ws + l.u), n);
+  TIDE_CUDA_LAUNCHED("moe_experts (silu_mul)");
+}
+
+void CudaCombine(const MoeExpertsParams& p, int64_t t0, int64_t tokens, void* stream) {
+  const Layout l = MakeLayout(p.n_tokens, p.hidden, p.inter, p.n_experts, p.top_k);
+  LaunchCombine(p, t0, tokens, static_cast<uint8_t*>(p.workspace), l, cuda::AsStream(stream));
+}
+
+}  // namespace moe_experts
 
 void MoeExpertsCuda(const MoeExpertsParams& p, void* stream) {
   if (p.n_tokens == 0) return;
@@ -412,10 +477,7 @@ void MoeExpertsCuda(const MoeExpertsParams& p, void* stream) {
     const int64_t tokens = std::min(kMoeExpertsChunkTokens, p.n_tokens - t0);
     const int slots = static_cast<int>(tokens * p.top_k);
     const int32_t* ids = p.expert_ids + t0 * p.top_k;
-    GroupKernel<<<1, kGroupThreads, 0, st>>>(ids, slots, p.n_experts, i32(l.offsets), i32(l.header),
-                                            i32(l.sorted_slot), i32(l.row_of_slot), i32(l.active),
-                                            i32(l.tile_expert), i32(l.tile_row0));
-    TIDE_CUDA_LAUNCHED("moe_experts (group)");
+    LaunchGroup(ids, slots, p.n_experts, ws, l, st);
     GemmArgs gate_up{p.expert_table,    p.n_experts,       p.top_k,          p.x + t0 * p.hidden,
                      i32(l.offsets),    i32(l.header),     i32(l.active),    i32(l.sorted_slot),
                      i32(l.tile_expert), i32(l.tile_row0), h,                static_cast<int>(p.inter),
@@ -438,11 +500,7 @@ void MoeExpertsCuda(const MoeExpertsParams& p, void* stream) {
       default:
         TIDE_CHECK(false && "moe_experts: CUDA expert weights must be f32, f16 or bf16");
     }
-    CombineKernel<<<static_cast<unsigned>(tokens), 256, 0, st>>>(
-        ids, p.weights + t0 * p.top_k, i32(l.row_of_slot), y,
-        p.shared_y != nullptr ? p.shared_y + t0 * p.hidden : nullptr,
-        p.shared_gate != nullptr ? p.shared_gate + t0 : nullptr, p.out + t0 * p.hidden, p.top_k, p.hidden);
-    TIDE_CUDA_LAUNCHED("moe_experts (combine)");
+    LaunchCombine(p, t0, tokens, ws, l, st);
   }
 }
 

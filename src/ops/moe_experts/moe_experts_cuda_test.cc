@@ -47,7 +47,8 @@ struct OnDevice {
     if (w.ok()) workspace = std::move(*w);
   }
 
-  std::vector<float> Run(const Problem& pr) {
+  // The op as the model calls it (MoeExperts picks the path), or the matmul path forced.
+  std::vector<float> Run(const Problem& pr, const ExecContext& ctx = testing::CudaCtx(), bool force_matmul = false) {
     MoeExpertsParams p = pr.Params(out.as<float>());
     p.x = x.as<float>();
     p.expert_ids = ids.as<int32_t>();
@@ -59,7 +60,8 @@ struct OnDevice {
     p.workspace = workspace.data();
     p.workspace_bytes = workspace.size();
     EXPECT_TRUE(p.check().ok()) << p.check().ToString();
-    MoeExperts(testing::CudaCtx(), p);
+    const Status st = force_matmul ? MoeExpertsCudaMatmul(ctx, p) : MoeExperts(ctx, p);
+    EXPECT_TRUE(st.ok()) << st.ToString();
     return testing::Download<float>(out, static_cast<size_t>(pr.t * pr.hidden));
   }
 };
@@ -112,6 +114,59 @@ TEST(MoeExpertsCudaTest, TokenResultIndependentOfBatch) {
     const std::vector<float> some = dev_small.Run(small);
     EXPECT_EQ(std::memcmp(some.data(), all.data(), some.size() * 4), 0) << "t=" << t;
   }
+}
+
+ExecContext CudaCtx(Precision precision) {
+  ExecContext ctx = testing::CudaCtx();
+  ctx.precision = precision;
+  return ctx;
+}
+
+// The matmul path (each expert's GEMMs through the matmul op on its gathered rows) on
+// groups of 1 row to past kMatmulBf16MinRows, so every matmul regime runs: under kExact
+// within the f32 bound plus 2^-17 per product (the split terms' tensor-core sums, as the
+// matmul test allows); under kFast with bf16 weights within bf16 rounding of x and h
+// (2^-9) where a group has 65+ rows, and then not bit-identical to kExact (the bf16 GEMM
+// ran). Also the dispatch: MoeExperts takes this path for a Mixtral-like shape at 64
+// tokens and gives the same bits as forcing it.
+TEST(MoeExpertsCudaTest, MatmulPathMatchesRef) {
+  TIDE_REQUIRE_CUDA();
+  struct Case { int64_t t, hidden, inter; int n_experts, top_k; Routing routing; bool shared; };
+  const Case cases[] = {
+      {1, 64, 96, 8, 2, Routing::kRandom, false},    {40, 64, 32, 8, 2, Routing::kRandom, true},
+      {300, 64, 64, 8, 2, Routing::kRandom, false},  {130, 96, 64, 16, 1, Routing::kOneSet, true},
+      {23, 64, 64, 60, 4, Routing::kSkewed, false},  {1100, 32, 32, 8, 2, Routing::kRandom, true},
+  };
+  uint64_t seed = 900;
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (const Case& c : cases) {
+      const Problem pr(c.t, c.hidden, c.inter, c.n_experts, c.top_k, dtype, c.routing, c.shared, ++seed);
+      OnDevice dev(pr);
+      std::vector<float> want = Poisoned(static_cast<size_t>(pr.t * pr.hidden));
+      MoeExpertsRef(pr.Params(want.data()));
+      const std::vector<float> exact = dev.Run(pr, CudaCtx(Precision::kExact), /*force_matmul=*/true);
+      const std::vector<double> tol = pr.Tolerance(std::ldexp(1.0, -17));
+      for (size_t i = 0; i < exact.size(); ++i)
+        ASSERT_NEAR(exact[i], want[i], tol[i]) << "exact " << pr.Name() << " token " << i / static_cast<size_t>(pr.hidden)
+                                               << " col " << i % static_cast<size_t>(pr.hidden);
+      if (dtype != DType::kBF16) continue;
+      const std::vector<float> fast = dev.Run(pr, CudaCtx(Precision::kFast), /*force_matmul=*/true);
+      const std::vector<double> tol_fast = pr.Tolerance(std::ldexp(1.0, -9) + std::ldexp(1.0, -17));
+      for (size_t i = 0; i < fast.size(); ++i)
+        ASSERT_NEAR(fast[i], want[i], tol_fast[i]) << "fast " << pr.Name() << " token " << i / static_cast<size_t>(pr.hidden)
+                                                   << " col " << i % static_cast<size_t>(pr.hidden);
+      // kOneSet and 8 experts at 300 tokens give groups of 65+ rows.
+      if (c.t >= 130) {
+        EXPECT_NE(std::memcmp(fast.data(), exact.data(), fast.size() * 4), 0) << pr.Name();
+      }
+    }
+  }
+  const Problem pr(64, 1024, 2048, 8, 2, DType::kBF16, Routing::kRandom, /*shared=*/true, 77);
+  ASSERT_TRUE(MoeExpertsUsesMatmul(DeviceKind::kCuda, pr.t, pr.hidden, pr.inter, pr.n_experts, pr.top_k));
+  OnDevice dev(pr);
+  const std::vector<float> picked = dev.Run(pr);
+  const std::vector<float> forced = dev.Run(pr, testing::CudaCtx(), /*force_matmul=*/true);
+  EXPECT_EQ(std::memcmp(picked.data(), forced.data(), picked.size() * 4), 0);
 }
 
 }  // namespace

@@ -43,7 +43,7 @@ TEST(MoeExpertsTest, CpuMatchesRef) {
         std::vector<float> got = Poisoned(static_cast<size_t>(c.t * c.hidden));
         const MoeExpertsParams p = pr.Params(got.data());
         ASSERT_TRUE(p.check().ok()) << p.check().ToString();
-        MoeExperts(ExecContext{.pool = pool}, p);
+        ASSERT_TRUE(MoeExperts(ExecContext{.pool = pool}, p).ok());
         ExpectNearRef(pr, got);
       }
     }
@@ -54,7 +54,7 @@ TEST(MoeExpertsTest, CpuMatchesRef) {
 TEST(MoeExpertsTest, CpuTokenAloneEqualsTokenInBatch) {
   const Problem pr(50, 64, 64, 16, 4, DType::kBF16, Routing::kSkewed, /*shared=*/true, 7);
   std::vector<float> all = Poisoned(static_cast<size_t>(50 * 64));
-  MoeExperts(ExecContext{}, pr.Params(all.data()));
+  ASSERT_TRUE(MoeExperts(ExecContext{}, pr.Params(all.data())).ok());
   for (int64_t i : {0, 13, 49}) {
     MoeExpertsParams p = pr.Params(nullptr);
     std::vector<float> one = Poisoned(64);
@@ -65,7 +65,7 @@ TEST(MoeExpertsTest, CpuTokenAloneEqualsTokenInBatch) {
     p.shared_gate += i;
     p.out = one.data();
     p.n_tokens = 1;
-    MoeExperts(ExecContext{}, p);
+    ASSERT_TRUE(MoeExperts(ExecContext{}, p).ok());
     EXPECT_EQ(std::memcmp(one.data(), all.data() + i * 64, 64 * 4), 0) << "token " << i;
   }
 }
@@ -100,6 +100,25 @@ TEST(MoeExpertsTest, CheckRejectsBadParams) {
   p = ok;
   p.experts = experts.data();
   expect_bad(p, "expert 2 down is null");
+}
+
+// Which steps take the CUDA matmul path (and so stay out of decode graphs): the shapes
+// the rule was reasoned for, at its edges.
+TEST(MoeExpertsTest, MatmulPathForLargeGroupsOfLargeExperts) {
+  auto uses = [](int64_t t, int64_t hidden, int64_t inter, int n_experts, int top_k) {
+    return MoeExpertsUsesMatmul(DeviceKind::kCuda, t, hidden, inter, n_experts, top_k);
+  };
+  // Mixtral-8x7B: 8 rows per expert from 32 tokens.
+  EXPECT_FALSE(uses(31, 4096, 14336, 8, 2));
+  EXPECT_TRUE(uses(32, 4096, 14336, 8, 2));
+  EXPECT_TRUE(uses(5000, 4096, 14336, 8, 2));
+  // Qwen3-30B-A3B: 128 small experts, top-8: only once rows * hidden * inter reaches 2^25.
+  EXPECT_FALSE(uses(64, 2048, 768, 128, 8));
+  EXPECT_FALSE(uses(341, 2048, 768, 128, 8));
+  EXPECT_TRUE(uses(342, 2048, 768, 128, 8));
+  // Longer steps are judged by their (first) chunk.
+  EXPECT_TRUE(uses(100000, 2048, 768, 128, 8));
+  EXPECT_FALSE(MoeExpertsUsesMatmul(DeviceKind::kCpu, 5000, 4096, 14336, 8, 2));
 }
 
 }  // namespace

@@ -113,7 +113,11 @@ struct Problem {
   // a few ulps of its own (expf); the down row by sum |down| * h's error plus gamma *
   // sum |down||h|; the combine by the weights times those plus top_k + 2 roundings of
   // each term. A missing or duplicated term errs by about sum / length, far above it.
-  std::vector<double> Tolerance() const {
+  // act_rel: a relative error the GEMMs may add to each product on top of that (the CUDA
+  // matmul path's cuBLASLt GEMMs: the split terms' tensor-core accumulation, or x
+  // rounded to bf16), as act_rel * sum |x||w| per gate/up row and * sum |down||h| per
+  // down row.
+  std::vector<double> Tolerance(double act_rel = 0) const {
     const double u24 = std::ldexp(1.0, -24);
     const auto hd = static_cast<size_t>(hidden), in = static_cast<size_t>(inter);
     std::vector<double> tol(static_cast<size_t>(t) * hd, 0.0);
@@ -131,7 +135,7 @@ struct Problem {
         const auto s = static_cast<size_t>(i * top_k + j);
         const auto e = static_cast<size_t>(ids[s]);
         const double w = std::fabs(weights[s]);
-        const double gamma_h = (static_cast<double>(hidden) + 8) * u24;
+        const double gamma_h = (static_cast<double>(hidden) + 8) * u24 + act_rel;
         for (size_t r = 0; r < in; ++r) {
           double g = 0, g_abs = 0, uu = 0, u_abs = 0;
           const std::vector<float> gr = dq(gate[e], static_cast<int64_t>(r), hidden);
@@ -149,7 +153,7 @@ struct Problem {
           h_abs[r] = std::fabs(h[r]);
           h_err[r] = 1.1 * gamma_h * g_abs * std::fabs(uu) + std::fabs(silu) * gamma_h * u_abs + 8 * u24 * h_abs[r];
         }
-        const double gamma_d = (static_cast<double>(inter) + 8) * u24;
+        const double gamma_d = (static_cast<double>(inter) + 8) * u24 + act_rel;
         for (size_t c = 0; c < hd; ++c) {
           const std::vector<float> dr = dq(down[e], static_cast<int64_t>(c), inter);
           double err = 0, y_abs = 0;

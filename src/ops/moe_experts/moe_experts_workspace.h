@@ -27,7 +27,10 @@ struct Layout {
   int64_t tile_expert = 0;  // int32 [max_tiles]
   int64_t tile_row0 = 0;    // int32 [max_tiles]: the tile's first grouped row
   int64_t h = 0;            // f32 [S, inter]: silu(gate x) * up x per grouped row
-  int64_t y = 0;            // f32 [S, hidden]: the expert's output per grouped row
+                            // (the matmul path: gate x first)
+  int64_t u = 0;            // f32 [S, inter]: the matmul path's up x per grouped row
+  int64_t y = 0;            // f32 [S, hidden]: the expert's output per grouped row (the
+                            // matmul path: first the tokens' rows of x in grouped order)
   int64_t bytes = 0;
 };
 
@@ -51,9 +54,21 @@ inline Layout MakeLayout(int64_t n_tokens, int64_t hidden, int64_t inter, int n_
   l.tile_expert = take(4 * l.max_tiles);
   l.tile_row0 = take(4 * l.max_tiles);
   l.h = take(4 * l.slots * inter);
+  l.u = take(4 * l.slots * inter);
   l.y = take(4 * l.slots * hidden);
   l.bytes = at;
   return l;
 }
+
+// The matmul path's device steps (moe_experts_cuda.cu) for the chunk of `tokens` tokens
+// from token t0 of p, on `stream`, in p.workspace carved by MakeLayout(p.n_tokens, ...);
+// moe_experts.cc runs the expert GEMMs between them.
+// Grouping as the device path, then x's rows copied to y in grouped order.
+void CudaGroupGather(const MoeExpertsParams& p, int64_t t0, int64_t tokens, void* stream);
+// h = silu(h) * u over the chunk's tokens * top_k rows.
+void CudaSiluMul(const MoeExpertsParams& p, int64_t tokens, void* stream);
+// out = the weighted sum of y's rows in expert-id order (+ the shared expert), as the
+// device path.
+void CudaCombine(const MoeExpertsParams& p, int64_t t0, int64_t tokens, void* stream);
 
 }  // namespace tide::moe_experts
