@@ -14,6 +14,11 @@
 // in a CUDA graph: a GEMM grid spans the most groups or tiles the chunk could need and a
 // block whose group or tile does not exist exits at once.
 //
+// That is the device path. The matmul path (moe_experts.cc, for large groups) reuses 1
+// and 4 and replaces 2-3: GatherKernel copies the tokens' rows into grouped order, the
+// group sizes go to the host, each expert's gate, up and down run through the matmul op,
+// and SiluMulKernel joins gate and up between them.
+//
 // Steps 2-3 have two forms. Up to kMoeExpertsGemvMaxTokens tokens (decode): GEMV kernels,
 // grid (output-row blocks, active-expert index); each warp streams one weight row (gate
 // and up rows together) and dots it with min(tokens, 8) of the group's rows per pass (a
