@@ -45,6 +45,7 @@ Status MoeExpertsParams::check() const {
 bool MoeExpertsUsesMatmul(DeviceKind device, int64_t n_tokens, int64_t hidden, int64_t inter, int n_experts,
                           int top_k) {
   if (device == DeviceKind::kCpu || n_tokens <= 0 || n_experts <= 0) return false;
+  if (hidden % kMoeExpertsMatmulAlign != 0 || inter % kMoeExpertsMatmulAlign != 0) return false;
   // Whole-expression integers: rows per expert = slots / n_experts.
   const int64_t slots = std::min(n_tokens, kMoeExpertsChunkTokens) * top_k;
   return slots >= kMoeExpertsMatmulMinRows * n_experts && slots * hidden * inter >= kMoeExpertsMatmulMinWork * n_experts;
@@ -81,7 +82,12 @@ Result<DeviceBuffer> MoeExpertsTable(const ExecContext& ctx, const MoeExpertWeig
 
 Status MoeExpertsCudaMatmul(const ExecContext& ctx, const MoeExpertsParams& p) {
 #if TIDE_HAVE_CUDA
+  if (p.hidden % kMoeExpertsMatmulAlign != 0 || p.inter % kMoeExpertsMatmulAlign != 0)
+    return InvalidArgument("moe_experts: the matmul path needs hidden and inter in multiples of " +
+                           std::to_string(kMoeExpertsMatmulAlign) + ", got " + std::to_string(p.hidden) + " and " +
+                           std::to_string(p.inter));
   if (p.n_tokens == 0) return OkStatus();
+  TIDE_CHECK(reinterpret_cast<uintptr_t>(p.workspace) % 256 == 0);
   const moe_experts::Layout l = moe_experts::MakeLayout(p.n_tokens, p.hidden, p.inter, p.n_experts, p.top_k);
   TIDE_CHECK(p.workspace != nullptr && p.workspace_bytes >= l.bytes);
   auto* ws = static_cast<uint8_t*>(p.workspace);

@@ -72,7 +72,11 @@ struct MoeExpertsParams {
 // more than the device path's f32 kernels spend on that expert (~2 TFMA/s measured at
 // 16 rows per expert on an H100: 2^25 rows * elements * 3 FMAs in ~50 us).
 // Mixtral-8x7B (8 experts of 14336x4096, top-2): from 32 tokens; Qwen3-30B-A3B: from 342.
+// The path also needs hidden and inter to be multiples of kMoeExpertsMatmulAlign, so each
+// expert's rows start 256-byte aligned in f32, as cuBLASLt's default algorithms assume
+// (every MoE model tide knows qualifies; the rest stay on the device path).
 inline constexpr int64_t kMoeExpertsMatmulMinRows = 8;
+inline constexpr int64_t kMoeExpertsMatmulAlign = 64;
 inline constexpr int64_t kMoeExpertsMatmulMinWork = int64_t{1} << 25;
 
 // Tokens up to which the CUDA op runs its GEMV kernels (each active expert's weight rows
@@ -111,8 +115,10 @@ void MoeExpertsCpu(const MoeExpertsParams& p, ThreadPool* pool);
 // on it.
 void MoeExpertsCuda(const MoeExpertsParams& p, void* stream);
 // The CUDA matmul path, whatever the group sizes, on ctx.stream at ctx.precision; waits
-// for the stream once per chunk. Pointers as for MoeExpertsCuda. kUnimplemented without
-// TIDE_CUDA; copy errors as in device_memory.h.
+// for the stream once per chunk. Pointers as for MoeExpertsCuda, the workspace 256-byte
+// aligned. kInvalidArgument when hidden or inter is not a multiple of
+// kMoeExpertsMatmulAlign; kUnimplemented without TIDE_CUDA; copy errors as in
+// device_memory.h.
 [[nodiscard]] Status MoeExpertsCudaMatmul(const ExecContext& ctx, const MoeExpertsParams& p);
 // Picks the kernel for ctx.device (and on CUDA the path, MoeExpertsUsesMatmul).
 // REQUIRES p.check().ok(). Errors only from the matmul path's copy.

@@ -133,9 +133,9 @@ TEST(MoeExpertsCudaTest, MatmulPathMatchesRef) {
   TIDE_REQUIRE_CUDA();
   struct Case { int64_t t, hidden, inter; int n_experts, top_k; Routing routing; bool shared; };
   const Case cases[] = {
-      {1, 64, 96, 8, 2, Routing::kRandom, false},    {40, 64, 32, 8, 2, Routing::kRandom, true},
-      {300, 64, 64, 8, 2, Routing::kRandom, false},  {130, 96, 64, 16, 1, Routing::kOneSet, true},
-      {23, 64, 64, 60, 4, Routing::kSkewed, false},  {1100, 32, 32, 8, 2, Routing::kRandom, true},
+      {1, 64, 128, 8, 2, Routing::kRandom, false},   {40, 64, 64, 8, 2, Routing::kRandom, true},
+      {300, 64, 64, 8, 2, Routing::kRandom, false},  {130, 128, 64, 16, 1, Routing::kOneSet, true},
+      {23, 64, 64, 60, 4, Routing::kSkewed, false},  {1100, 64, 64, 8, 2, Routing::kRandom, true},
   };
   uint64_t seed = 900;
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
@@ -160,6 +160,22 @@ TEST(MoeExpertsCudaTest, MatmulPathMatchesRef) {
         EXPECT_NE(std::memcmp(fast.data(), exact.data(), fast.size() * 4), 0) << pr.Name();
       }
     }
+  }
+  // Shapes off the 256-byte row alignment stay on the device path, and forcing the
+  // matmul path on them is refused.
+  EXPECT_FALSE(MoeExpertsUsesMatmul(DeviceKind::kCuda, 1000, 1000, 4096, 8, 2));
+  {
+    const Problem odd(40, 64, 96, 8, 2, DType::kBF16, Routing::kRandom, false, 78);
+    OnDevice dev(odd);
+    MoeExpertsParams p = odd.Params(dev.out.as<float>());
+    p.x = dev.x.as<float>();
+    p.expert_ids = dev.ids.as<int32_t>();
+    p.weights = dev.weights.as<float>();
+    p.experts = dev.experts.data();
+    p.expert_table = dev.table.as<const void* const>();
+    p.workspace = dev.workspace.data();
+    p.workspace_bytes = dev.workspace.size();
+    EXPECT_EQ(MoeExpertsCudaMatmul(testing::CudaCtx(), p).code(), StatusCode::kInvalidArgument);
   }
   const Problem pr(64, 1024, 2048, 8, 2, DType::kBF16, Routing::kRandom, /*shared=*/true, 77);
   ASSERT_TRUE(MoeExpertsUsesMatmul(DeviceKind::kCuda, pr.t, pr.hidden, pr.inter, pr.n_experts, pr.top_k));

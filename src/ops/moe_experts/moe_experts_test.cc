@@ -119,6 +119,9 @@ TEST(MoeExpertsTest, MatmulPathForLargeGroupsOfLargeExperts) {
   // Longer steps are judged by their (first) chunk.
   EXPECT_TRUE(uses(100000, 2048, 768, 128, 8));
   EXPECT_FALSE(MoeExpertsUsesMatmul(DeviceKind::kCpu, 5000, 4096, 14336, 8, 2));
+  // Rows off 256-byte alignment (hidden or inter not a multiple of 64) never take it.
+  EXPECT_FALSE(uses(5000, 4096 + 32, 14336, 8, 2));
+  EXPECT_FALSE(uses(5000, 4096, 14336 + 16, 8, 2));
 }
 
 }  // namespace

@@ -41,9 +41,12 @@ inline Layout MakeLayout(int64_t n_tokens, int64_t hidden, int64_t inter, int n_
   l.max_active = std::min<int64_t>(n_experts, l.slots);
   l.max_tiles = (l.slots + kTileM - 1) / kTileM + l.max_active;
   int64_t at = 0;
+  // 256-byte starts: the matmul path hands rows of h, u and y to cuBLASLt, whose default
+  // algorithms assume 256-byte aligned matrices (the workspace itself comes from
+  // cudaMalloc, so it starts 256-byte aligned).
   auto take = [&](int64_t bytes) {
     const int64_t start = at;
-    at += (bytes + 15) / 16 * 16;
+    at += (bytes + 255) / 256 * 256;
     return start;
   };
   l.offsets = take(4 * (int64_t{n_experts} + 1));
