@@ -4,15 +4,18 @@
 // batch-invariant GEMV), across several buckets, growing contexts (block-table widths
 // 4, 8, 16) and a sequence moved to other blocks mid-run. Fixture weights (random
 // transformers initialisations); qwen3 takes the q/k-norm path of the stacked
-// projection; the MoE fixtures (mixtral, qwen3_moe) route and run their experts on the
-// device inside the graph. Not yet qwen2_moe: on an H100 its first padded step (3 rows in
-// bucket 4, which runs eagerly at 4 rows) differed from the 3-row eager step while mixtral
-// and qwen3_moe matched bit for bit; the cause (its shared expert, q/k/v biases or the
-// dense layer between MoE layers) is open. Skips, saying why, without a GPU.
+// projection; the MoE fixtures (mixtral, qwen2_moe, qwen3_moe) route and run their
+// experts on the device inside the graph. qwen2_moe is compared within a tolerance from
+// its first padded step on: on an H100 that step (3 rows in bucket 4, run eagerly at 4
+// rows) differed from the 3-row eager step while mixtral and qwen3_moe matched bit for
+// bit, and its K/V then differ slightly in the two caches. Cause open: every kernel of
+// its step takes the same instantiation at 3 and 4 rows (matmul GEMV M = 4, R = 4;
+// moe_experts GEMV R = 4, U = 2). Skips, saying why, without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -109,7 +112,9 @@ TEST_P(DecodeGraphCudaTest, ReplayMatchesEager) {
   // cuBLASLt at m = 16 vs 12 (not batch-invariant: compared within a tolerance).
   const std::pair<size_t, int> plan[] = {{1, 6}, {3, 6}, {5, 6}, {8, 6}, {16, 6}, {12, 4}, {3, 4}, {16, 4}};
   int phase = 0;
+  bool loose = false;  // qwen2_moe after its first padded step (see the top)
   for (const auto& [n, steps] : plan) {
+    if (GetParam() == "qwen2_moe" && (n == 3 || n == 5 || n == 12)) loose = true;
     if (phase++ == 6) {
       // Move sequence 0 to fresh blocks (its cache re-filled by a prefill): the graph
       // for its bucket must read the new block table.
@@ -135,13 +140,19 @@ TEST_P(DecodeGraphCudaTest, ReplayMatchesEager) {
       st = m.Forward(ctx, b, *eager_cache, &le);
       ASSERT_TRUE(st.ok()) << st.ToString();
       ASSERT_EQ(lg.size(), le.size());
-      if (n == 12) {
+      if (n == 12 || loose) {
         float worst = 0, scale = 0;
+        size_t differ = 0;
         for (size_t i = 0; i < lg.size(); ++i) {
           worst = std::max(worst, std::fabs(lg[i] - le[i]));
           scale = std::max(scale, std::fabs(le[i]));
+          differ += lg[i] != le[i] ? 1 : 0;
         }
-        EXPECT_LE(worst, 1e-4f * scale) << "n=12 step " << step;
+        EXPECT_LE(worst, 1e-4f * scale) << "n=" << n << " step " << step << ": " << differ << " of " << lg.size()
+                                        << " logits differ";
+        if (loose && step == 0)
+          std::printf("%s n=%zu step 0: %zu of %zu logits differ, by up to %g (scale %g)\n", GetParam().c_str(), n,
+                      differ, lg.size(), worst, scale);
       } else {
         if (std::memcmp(lg.data(), le.data(), lg.size() * 4) != 0) {
           size_t differ = 0;
@@ -166,7 +177,7 @@ TEST_P(DecodeGraphCudaTest, ReplayMatchesEager) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, DecodeGraphCudaTest,
-                         ::testing::Values("llama", "qwen3", "mixtral", "qwen3_moe"),
+                         ::testing::Values("llama", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace
