@@ -50,7 +50,7 @@ struct MoeExpertsParams {
   const float* shared_y = nullptr;
   const float* shared_gate = nullptr;
   float* out = nullptr;  // [n_tokens, hidden] f32, fully overwritten. Not aliasing the inputs.
-  // CUDA only: device scratch of at least MoeExpertsWorkspaceBytes(...) bytes, 16-byte
+  // CUDA only: device scratch of at least MoeExpertsWorkspaceBytes(...) bytes, 256-byte
   // aligned, owned by the caller (the op never allocates). Ignored on the CPU.
   void* workspace = nullptr;
   int64_t workspace_bytes = 0;
