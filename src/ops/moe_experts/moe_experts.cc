@@ -46,9 +46,9 @@ bool MoeExpertsUsesMatmul(DeviceKind device, int64_t n_tokens, int64_t hidden, i
                           int top_k) {
   if (device == DeviceKind::kCpu || n_tokens <= 0 || n_experts <= 0) return false;
   if (hidden % kMoeExpertsMatmulAlign != 0 || inter % kMoeExpertsMatmulAlign != 0) return false;
-  // Whole-expression integers: rows per expert = slots / n_experts.
+  // Rows per expert = slots / n_experts, compared without division.
   const int64_t slots = std::min(n_tokens, kMoeExpertsChunkTokens) * top_k;
-  return slots >= kMoeExpertsMatmulMinRows * n_experts && slots * hidden * inter >= kMoeExpertsMatmulMinWork * n_experts;
+  return slots >= kMoeExpertsMatmulMinRows * n_experts && hidden * inter >= kMoeExpertsMatmulMinExpertElems;
 }
 
 int64_t MoeExpertsWorkspaceBytes(DeviceKind device, int64_t n_tokens, int64_t hidden, int64_t inter, int n_experts,

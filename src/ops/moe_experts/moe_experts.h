@@ -64,20 +64,24 @@ struct MoeExpertsParams {
 
 // The CUDA op takes the matmul path when its experts average at least
 // kMoeExpertsMatmulMinRows rows (n_tokens * top_k / n_experts, n_tokens capped at a
-// chunk) and rows * hidden * inter reaches kMoeExpertsMatmulMinWork. Below 8 rows most
-// groups would run the matmul op's GEMV, the same work the device path does in one launch
-// without waiting for the host; the work floor keeps many small experts (Qwen3-30B-A3B:
-// 128 of 768x2048) on the device, where per-expert matmul calls (three, each a few
-// launches and a cuBLASLt heuristic query on the host, ~30-50 us together) would cost
-// more than the device path's f32 kernels spend on that expert (~2 TFMA/s measured at
-// 16 rows per expert on an H100: 2^25 rows * elements * 3 FMAs in ~50 us).
-// Mixtral-8x7B (8 experts of 14336x4096, top-2): from 32 tokens; Qwen3-30B-A3B: from 342.
+// chunk) and each expert's matrices hold at least kMoeExpertsMatmulMinExpertElems
+// (hidden * inter). Below 8 rows most groups would run the matmul op's GEMV, the same
+// work the device path does in one launch without waiting for the host. The size floor
+// weighs the matmul path's host cost per active expert (three matmul calls, each a few
+// launches and a cuBLASLt heuristic query: ~60 us, estimated) against what the device
+// path spends on that expert, about hidden * inter * 11-22 ps in either form on an H100:
+// the GEMV at 8+ rows runs ~2.2 TFMA/s (Mixtral shape, batch 64: 45 GFMA in 20.4 ms), so
+// 8 * 3 FMAs per element; a 64-row f32 tile costs the same whether the group fills it or
+// not (~8.6 TFMA/s: Qwen3 shape, prefill of 8192 tokens at 18k tok/s). So large experts
+// go to cuBLASLt (Mixtral-8x7B, 14336x4096: from 32 tokens; Qwen2-57B-A14B, GPT-OSS: from
+// 64) and many small ones stay on the device (Qwen3-30B-A3B, 768x2048, and
+// Qwen1.5-MoE, 1408x2048: always).
 // The path also needs hidden and inter to be multiples of kMoeExpertsMatmulAlign, so each
 // expert's rows start 256-byte aligned in f32, as cuBLASLt's default algorithms assume
 // (every MoE model tide knows qualifies; the rest stay on the device path).
 inline constexpr int64_t kMoeExpertsMatmulMinRows = 8;
+inline constexpr int64_t kMoeExpertsMatmulMinExpertElems = int64_t{1} << 22;
 inline constexpr int64_t kMoeExpertsMatmulAlign = 64;
-inline constexpr int64_t kMoeExpertsMatmulMinWork = int64_t{1} << 25;
 
 // Tokens up to which the CUDA op runs its GEMV kernels (each active expert's weight rows
 // streamed once, every routed row dotted against them); more tokens take the tiled GEMMs.

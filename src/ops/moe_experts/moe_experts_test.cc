@@ -112,12 +112,15 @@ TEST(MoeExpertsTest, MatmulPathForLargeGroupsOfLargeExperts) {
   EXPECT_FALSE(uses(31, 4096, 14336, 8, 2));
   EXPECT_TRUE(uses(32, 4096, 14336, 8, 2));
   EXPECT_TRUE(uses(5000, 4096, 14336, 8, 2));
-  // Qwen3-30B-A3B: 128 small experts, top-8: only once rows * hidden * inter reaches 2^25.
+  // Qwen2-57B-A14B (64 experts of 2560x3584, top-8): from 64 tokens.
+  EXPECT_FALSE(uses(63, 3584, 2560, 64, 8));
+  EXPECT_TRUE(uses(64, 3584, 2560, 64, 8));
+  // Qwen3-30B-A3B: 128 small experts (768x2048), top-8: never, however long the step.
   EXPECT_FALSE(uses(64, 2048, 768, 128, 8));
-  EXPECT_FALSE(uses(341, 2048, 768, 128, 8));
-  EXPECT_TRUE(uses(342, 2048, 768, 128, 8));
-  // Longer steps are judged by their (first) chunk.
-  EXPECT_TRUE(uses(100000, 2048, 768, 128, 8));
+  EXPECT_FALSE(uses(100000, 2048, 768, 128, 8));
+  // Experts of exactly 2^22 elements qualify; long steps are judged by their (first) chunk.
+  EXPECT_TRUE(uses(100000, 2048, 2048, 128, 8));
+  EXPECT_FALSE(uses(100000, 2048, 2048 - 64, 128, 8));
   EXPECT_FALSE(MoeExpertsUsesMatmul(DeviceKind::kCpu, 5000, 4096, 14336, 8, 2));
   // Rows off 256-byte alignment (hidden or inter not a multiple of 64) never take it.
   EXPECT_FALSE(uses(5000, 4096 + 32, 14336, 8, 2));
