@@ -103,6 +103,14 @@ TEST_P(DecodeGraphCudaTest, ReplayMatchesEager) {
     m.SetDecodeGraphs(false);
     ASSERT_TRUE(m.Forward(ctx, b, *graph_cache, &l1).ok());
     ASSERT_TRUE(m.Forward(ctx, b, *eager_cache, &l2).ok());
+    // The same eager prefill twice: the two caches must start equal, or no later step can
+    // match bit for bit (a run-to-run difference here, e.g. from a cuBLASLt algorithm
+    // with atomics on the one n = 1 GEMM of qwen2_moe, its shared-expert gate, would
+    // explain its padded-step mismatch).
+    ASSERT_EQ(l1.size(), l2.size());
+    size_t differ = 0;
+    for (size_t i = 0; i < l1.size(); ++i) differ += std::memcmp(&l1[i], &l2[i], 4) != 0 ? 1 : 0;
+    EXPECT_EQ(differ, 0u) << "the same prefill of " << count << " sequences gave different logits twice";
   };
   prefill(seqs, 0, kSeqs);
   for (Seq& s : seqs) s.tokens.push_back(1);  // the pending input of the first decode step
