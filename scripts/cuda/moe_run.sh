@@ -5,9 +5,9 @@
 # `tide bench forward --device cuda` (prefill of batch x 128 tokens in one step, then
 # decode steps): the new binary against the older ones carried with it, on the same card.
 # Expects build/h-moe2-carry.tar.xz (carried; CARRY= to name another) holding
-# h-moe2-carry/: tide (new), tide_dev (the device-only MoE path, eddb217's parent),
-# tide_host (the host-grouping MoE of f07a687, optional), ops_cuda_test,
-# cuda_golden_test, decode_graph_cuda_test, lib/.
+# h-moe2-carry/: tide (new), tide_dev (the device-only MoE path: the previous run's
+# tide, built at 07:02 from the tree of aa5fcec), tide_host (the host-grouping MoE of
+# f07a687; optional), ops_cuda_test, cuda_golden_test, decode_graph_cuda_test, lib/.
 # Env: SKIP_TESTS=1, SKIP_BENCH=1, OPS_FILTER (gtest filter for ops_cuda_test),
 # BATCHES (default 1,8,32,64), BINS (default "tide tide_dev tide_host").
 # Output: test result lines, then the bench rows, then a short table last; full logs
