@@ -6,6 +6,7 @@
 // tide bench offline: the engine under a batch of requests submitted at once
 // (continuous batching across --max-num-seqs values; prefix cache off/on).
 // tide bench serve: an HTTP load generator for any OpenAI-compatible server (src/bench/).
+#include <cmath>
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -214,18 +215,35 @@ Status Run(const BenchArgs& a) {
 
   // Bytes every decode step must read: every weight matrix once (the embedding table is
   // only gathered, unless it doubles as the LM head).
-  uint64_t weight_bytes = 0;
+  // Routed experts are read only when some token of the step picks them: their bytes are
+  // counted at the expected share of experts a batch of b tokens touches under uniform
+  // routing, 1 - (1 - top_k/E)^b (random weights route about uniformly); their FLOPs at
+  // top_k/E per token.
+  uint64_t weight_bytes = 0, expert_bytes = 0;
+  int64_t expert_params = 0;
   for (const auto& [name, t] : model->weights().tensors()) {
     const bool is_embed = name == "model.embed_tokens.weight" || name == "token_embd.weight";
-    if (!is_embed || c.tie_word_embeddings) weight_bytes += t.nbytes;
+    const bool is_expert = c.num_experts > 0 && (name.find(".experts.") != std::string::npos ||
+                                                 name.find("_exps.") != std::string::npos);
+    if (is_expert) {
+      expert_bytes += t.nbytes;
+      expert_params += t.shape.numel();
+    } else if (!is_embed || c.tie_word_embeddings) {
+      weight_bytes += t.nbytes;
+    }
   }
+  const double expert_share = c.num_experts > 0 ? static_cast<double>(c.num_experts_per_tok) / c.num_experts : 1.0;
+  auto step_weight_bytes = [&](double tokens) {
+    return static_cast<double>(weight_bytes) + static_cast<double>(expert_bytes) * (1.0 - std::pow(1.0 - expert_share, tokens));
+  };
   // Matmul FLOPs per prompt token, excluding the LM head (computed for one row per sequence).
   const double per_token_params =
-      static_cast<double>(c.NumParameters() - c.vocab_size * c.hidden_size * (c.tie_word_embeddings ? 1 : 2));
+      static_cast<double>(c.NumParameters() - c.vocab_size * c.hidden_size * (c.tie_word_embeddings ? 1 : 2)) -
+      static_cast<double>(expert_params) * (1.0 - expert_share);
   const double kv_per_token = static_cast<double>(c.KvBytesPerToken(4));
 
   std::printf("model: %s (%s, %.1f M params, weights %s)\n", path.c_str(), c.architecture.c_str(),
-              static_cast<double>(c.NumParameters()) / 1e6, FormatBytes(static_cast<double>(weight_bytes)).c_str());
+              static_cast<double>(c.NumParameters()) / 1e6, FormatBytes(static_cast<double>(weight_bytes + expert_bytes)).c_str());
 
   std::printf("%-6s %-7s | %12s %10s | %12s %10s %5s", "batch", "prompt", "prefill tok/s", "of peak", "decode tok/s",
               "of floor", "bound");
@@ -294,7 +312,7 @@ Status Run(const BenchArgs& a) {
     const double prefill_tps = static_cast<double>(st.num_prompt_tokens_computed) / st.prefill_step_seconds;
     const double prefill_frac = prefill_flops / st.prefill_step_seconds / lim.fma_f32_flops_per_s;
     const double avg_ctx = p + 1 + a.decode_steps / 2.0;
-    const double step_bytes = static_cast<double>(weight_bytes) + bsz * avg_ctx * kv_per_token;
+    const double step_bytes = step_weight_bytes(bsz) + bsz * avg_ctx * kv_per_token;
     // The engine's own decode-step time spans a step from launch to results, about two
     // step periods under async scheduling: time the period here instead.
     const double step_s = runner->decode_periods > 0
