@@ -2,7 +2,8 @@
 # Device run: `tide serve --device cuda` on a random Llama-3-8B-shape bf16 model (with the
 # real Llama 3 tokenizer, so text prompts and the random dataset work), loaded by
 # `tide bench serve` at a few request rates; then, with HF=1, scripts/cuda/hf_compare.py
-# (transformers eager baseline and tide-vs-transformers fidelity on the same card).
+# (transformers eager baseline and tide-vs-transformers fidelity on the same card). After the
+# greedy load: one request with every sampling knob and a temperature-0.8 load (GPU sampling).
 # Expects $D (default build/perfcarry): tide, lib/, llama3-tokenizer/ (tokenizer.json and
 # tokenizer_config.json of Llama 3). Env: RATES (default 4,16,inf), PROMPTS (default 200).
 cd "$(dirname "$0")/../.."
@@ -14,7 +15,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 cp $D/llama3-tokenizer/* /tmp/l8b/
 if [ "${HF:-0}" = 1 ]; then
   echo "=== transformers baseline and fidelity"
-  timeout 420 python3 scripts/cuda/hf_compare.py --model /tmp/l8b --tide $D/tide --out $OUT > $OUT/hf.log 2>&1; echo "rc=$?"
+  timeout ${HF_TIMEOUT:-420} python3 scripts/cuda/hf_compare.py --model /tmp/l8b --tide $D/tide --out $OUT > $OUT/hf.log 2>&1; echo "rc=$?"
   grep -vE "Loading|it/s\]" $OUT/hf.log | tail -14
 fi
 [ "${SKIP_SERVE:-0}" = 1 ] && exit 0
@@ -32,6 +33,14 @@ if [ -s $OUT/port ]; then
   timeout 300 $D/tide bench serve --base-url $url --model /tmp/l8b --dataset-name random \
     --num-prompts ${PROMPTS:-200} --random-input-len 512 --random-output-len 128 --ignore-eos --seed 0 \
     --request-rate ${RATES:-4,16,inf} --json $OUT/serve_bench.json 2>&1 | tee $OUT/bench_serve.log | tail -30
+  echo "=== sampled on the GPU: a request with every sampling knob, then load at temperature 0.8"
+  curl -s $url/v1/completions -H 'Content-Type: application/json' \
+    -d '{"prompt": "The capital of France is", "max_tokens": 16, "temperature": 0.7, "top_p": 0.9, "top_k": 40,
+         "min_p": 0.05, "presence_penalty": 0.5, "frequency_penalty": 0.3, "repetition_penalty": 1.1,
+         "logit_bias": {"13": -100}, "seed": 3, "logprobs": 2}' | head -c 600; echo
+  timeout 200 $D/tide bench serve --base-url $url --model /tmp/l8b --dataset-name random \
+    --num-prompts ${PROMPTS:-200} --random-input-len 512 --random-output-len 128 --ignore-eos --seed 1 \
+    --temperature 0.8 --request-rate inf 2>&1 | tee $OUT/bench_serve_sampled.log | tail -16
   curl -s $url/metrics | grep -E "^tide_(num_requests|kv_cache_usage|gpu_cache|num_preemptions)" | head
 else
   echo "tide serve did not become ready"; tail -20 $OUT/serve.log
