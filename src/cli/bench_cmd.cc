@@ -54,6 +54,9 @@ struct BenchArgs {
   std::string device = "cpu";
   int prefill_chunk = 0;  // tokens per engine step; 0 = 512 on CPU, 8192 on CUDA
   bool trace_overhead = false;
+  float temperature = 0.f;  // 0: greedy; otherwise every row is sampled (on the GPU on CUDA)
+  int top_k = 0;
+  float top_p = 1.f;
 };
 
 // The runner under test, timing its decode forwards (a step with one token per
@@ -259,7 +262,10 @@ Status Run(const BenchArgs& a) {
       for (int i = 0; i < a.prompt_len; ++i) r.prompt.push_back(static_cast<int32_t>(rng.NextU64() % static_cast<uint64_t>(c.vocab_size)));
       r.sampling.max_tokens = new_tokens;
       r.sampling.ignore_eos = true;
-      r.sampling.temperature = 0.f;
+      r.sampling.temperature = a.temperature;
+      r.sampling.top_k = a.top_k;
+      r.sampling.top_p = a.top_p;
+      r.sampling.seed = k;
     }
     return reqs;
   };
@@ -531,6 +537,10 @@ void AddBenchCommand(CLI::App& app) {
   fwd->add_option("--max-num-batched-tokens", a->prefill_chunk,
                   "Tokens per engine step while prefilling; 0 = 512 on cpu, 8192 on cuda")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
+  fwd->add_option("--temperature", a->temperature, "Sampling temperature of every sequence; 0 = greedy")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  fwd->add_option("--top-k", a->top_k, "Top-k of every sequence; 0 = off")->capture_default_str()->check(CLI::NonNegativeNumber);
+  fwd->add_option("--top-p", a->top_p, "Top-p of every sequence in (0, 1]")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   fwd->add_flag("--trace-overhead", a->trace_overhead,
                 "CUDA: then trace more decode steps with CUPTI and print GPU busy vs step wall time (target: overhead <= 5%)");
   fwd->callback([a] {
