@@ -84,6 +84,11 @@ Result<int32_t> PendingHistoryRow(const ForwardBatch& batch, const RowSampling& 
   return prev;
 }
 
+// Capacity to allocate when `have` bytes are too few for `need`: replacing a buffer frees
+// the old one, and cudaFree waits for the whole device, so a batch that grows a row at a
+// time (a server ramping up) must not reallocate, and stall the pipeline, every step.
+int64_t GrowCapacity(int64_t have, int64_t need) { return std::max({need, 2 * have, int64_t{4096}}); }
+
 class ModelForwardRunner final : public ModelRunner {
  public:
   ModelForwardRunner(Model& model, const ExecContext& ctx) : model_(model), ctx_(ctx) {
@@ -136,7 +141,7 @@ class ModelForwardRunner final : public ModelRunner {
     out->clear();
     if (layout.rows == 0) return Synchronize(ctx_);
     if (greedy_dev_.size() < layout.bytes()) {
-      ASSIGN_OR_RETURN(greedy_dev_, DeviceBuffer::Allocate(ctx_.device, layout.bytes()));
+      ASSIGN_OR_RETURN(greedy_dev_, DeviceBuffer::Allocate(ctx_.device, GrowCapacity(greedy_dev_.size(), layout.bytes())));
     }
     SampleGreedy(ctx_, layout.Params(logits, model_.config().vocab_size, greedy_dev_.data()));
     greedy_host_.resize(static_cast<size_t>(layout.bytes()));
@@ -171,10 +176,10 @@ class ModelForwardRunner final : public ModelRunner {
     Slot& slot = slots_[next_slot_];
     const int64_t bytes = std::max<int64_t>(layout.bytes(), 8);
     if (slot.dev.size() < bytes) {
-      ASSIGN_OR_RETURN(slot.dev, DeviceBuffer::Allocate(ctx_.device, bytes));
+      ASSIGN_OR_RETURN(slot.dev, DeviceBuffer::Allocate(ctx_.device, GrowCapacity(slot.dev.size(), bytes)));
     }
     if (slot.host.size() < bytes) {
-      ASSIGN_OR_RETURN(slot.host, HostBuffer::Allocate(ctx_.device, bytes));
+      ASSIGN_OR_RETURN(slot.host, HostBuffer::Allocate(ctx_.device, GrowCapacity(slot.host.size(), bytes)));
     }
     if (!slot.ready) {
       ASSIGN_OR_RETURN(slot.done, DeviceEvent::Create(ctx_.device));
@@ -291,7 +296,7 @@ class ModelForwardRunner final : public ModelRunner {
     }
     const int64_t spec_bytes = std::max<int64_t>(static_cast<int64_t>(specs_host_.size() * sizeof(SampleRowSpec)), 1);
     if (specs_dev_.size() < spec_bytes) {
-      ASSIGN_OR_RETURN(specs_dev_, DeviceBuffer::Allocate(ctx_.device, spec_bytes));
+      ASSIGN_OR_RETURN(specs_dev_, DeviceBuffer::Allocate(ctx_.device, GrowCapacity(specs_dev_.size(), spec_bytes)));
     }
     RETURN_IF_ERROR(CopyToDevice(ctx_, specs_dev_.data(), specs_host_.data(), spec_bytes));
     if (!process) return OkStatus();
@@ -355,7 +360,7 @@ class ModelForwardRunner final : public ModelRunner {
     std::memcpy(lists_host_.data(), l.ints.data(), l.ints.size() * 4);
     std::memcpy(lists_host_.data() + l.ints.size() * 4, l.floats.data(), l.floats.size() * 4);
     if (lists_dev_.size() < bytes) {
-      ASSIGN_OR_RETURN(lists_dev_, DeviceBuffer::Allocate(ctx_.device, bytes));
+      ASSIGN_OR_RETURN(lists_dev_, DeviceBuffer::Allocate(ctx_.device, GrowCapacity(lists_dev_.size(), bytes)));
     }
     RETURN_IF_ERROR(CopyToDevice(ctx_, lists_dev_.data(), lists_host_.data(), bytes));
     for (const auto& [i, prev] : pending)
@@ -384,8 +389,9 @@ class ModelForwardRunner final : public ModelRunner {
     DeviceBuffer buf;
     Result<float*> Grow(DeviceKind device, int64_t n) {
       if (buf.size() < n * 4) {
+        const int64_t cap = GrowCapacity(buf.size(), n * 4);
         buf = DeviceBuffer();
-        ASSIGN_OR_RETURN(buf, DeviceBuffer::Allocate(device, n * 4));
+        ASSIGN_OR_RETURN(buf, DeviceBuffer::Allocate(device, cap));
       }
       return buf.as<float>();
     }

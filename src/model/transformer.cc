@@ -51,9 +51,15 @@ class Scratch {
       if (static_cast<int64_t>(host_.size()) < n) host_.resize(static_cast<size_t>(n));
       return host_.data();
     }
-    if (dev_.size() < n * static_cast<int64_t>(sizeof(T))) {
+    const int64_t need = std::max<int64_t>(n, 1) * static_cast<int64_t>(sizeof(T));
+    if (dev_.size() < need) {
+      // Headroom, so that arrays growing a little each step (a server's batch, block tables
+      // a block longer every block_size tokens) do not reallocate — cudaFree waits for the
+      // device and a move recaptures the decode graphs — every few steps; capped at 1 MiB
+      // so the large activations stay at what the largest step needs.
+      const int64_t cap = need + std::min<int64_t>(std::max<int64_t>(dev_.size(), need), int64_t{1} << 20);
       dev_ = DeviceBuffer();  // free first: the old and new buffers need not fit together
-      ASSIGN_OR_RETURN(dev_, DeviceBuffer::Allocate(device, std::max<int64_t>(n, 1) * static_cast<int64_t>(sizeof(T))));
+      ASSIGN_OR_RETURN(dev_, DeviceBuffer::Allocate(device, cap));
       ++g_scratch_moves;
     }
     return dev_.as<T>();
