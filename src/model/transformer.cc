@@ -236,15 +236,7 @@ void ForEachVector(TransformerWeights& w, const std::function<void(std::vector<f
 }  // namespace
 
 void Model::Impl::Linear(const ExecContext& ctx, const LinearWeights& lw, const float* x, int64_t m, float* y) const {
-  MatmulParams p;
-  p.x = x;
-  p.w = lw.w;
-  p.bias = Vec(lw.bias);
-  p.y = y;
-  p.m = m;
-  p.n = lw.w.shape[0];
-  p.k = lw.w.shape[1];
-  Matmul(ctx, p);
+  LinearFused(ctx, lw, x, m, y, /*norm_weight=*/nullptr, MatmulParams{}.norm_eps, /*accumulate=*/false);
 }
 
 void Model::Impl::LinearFused(const ExecContext& ctx, const LinearWeights& lw, const float* x, int64_t m, float* y,
